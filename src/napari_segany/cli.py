@@ -1,0 +1,246 @@
+"""Command line interface: ``napari-segany <command> ...`` (also ``python -m napari_segany``).
+
+Each subcommand is a pair of functions: ``add_<command>_parser(subparsers)`` builds its parser
+and sets ``func`` to ``run_<command>(args) -> int``. To add a command, write the pair and append
+the builder to `SUBCOMMANDS`.
+
+This module must import fast: torch and the model code are imported only inside the commands that
+need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from napari_segany import __version__
+
+__all__ = ["SUBCOMMANDS", "add_models_parser", "build_parser", "main", "run_models"]
+
+# exit codes
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+
+def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``models`` command: list the known models or download some.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The object returned by ``ArgumentParser.add_subparsers``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The new sub-parser.
+    """
+    parser = subparsers.add_parser(
+        "models",
+        help="list the known models, or download them",
+        description=(
+            "List the models napari-segany knows (size, whether downloaded, licence), or "
+            "download some into the model cache. The cache folder can be changed with the "
+            "NAPARI_SEGANY_CACHE environment variable."
+        ),
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--json", action="store_true", help="print the model list as JSON instead of a table"
+    )
+    group.add_argument(
+        "--download",
+        nargs="+",
+        metavar="NAME",
+        help="download (and verify) these models into the cache",
+    )
+    parser.set_defaults(func=run_models)
+    return parser
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Run the ``models`` command.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments (``json``, ``download``).
+
+    Returns
+    -------
+    int
+        0 on success, 1 if a download failed, 2 for an unknown model name.
+    """
+    if args.download:
+        return download_models(args.download)
+    rows = model_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_models_table(rows))
+        print(f"\nCache: {_cache_dir()}")
+    return EXIT_OK
+
+
+def _cache_dir():
+    """Return the model cache folder (imported lazily)."""
+    from napari_segany.models.download import cache_dir
+
+    return cache_dir()
+
+
+def model_rows() -> list[dict]:
+    """Describe every registry model as a JSON-ready dict.
+
+    Returns
+    -------
+    list of dict
+        One dict per model with the `ModelInfo` fields plus ``cached`` (bool) and ``path`` (str,
+        where the file is or will be).
+    """
+    from dataclasses import asdict
+
+    from napari_segany.models.download import cached_path, is_cached
+    from napari_segany.models.registry import MODELS
+
+    rows = []
+    for info in MODELS.values():
+        row = asdict(info)
+        row["cached"] = is_cached(info)
+        row["path"] = str(cached_path(info))
+        rows.append(row)
+    return rows
+
+
+def _size_mb(size_bytes: int | None) -> str:
+    """Format a byte count as decimal megabytes, or ``"?"`` if unknown."""
+    return "?" if size_bytes is None else f"{size_bytes / 1e6:.1f}"
+
+
+def format_models_table(rows: Sequence[dict]) -> str:
+    """Render model rows (from :func:`model_rows`) as a plain-text table.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Model descriptions.
+
+    Returns
+    -------
+    str
+        Columns: name, architecture, size in MB (``?`` when not published), cached, licence,
+        description.
+    """
+    header = ("name", "arch", "size MB", "cached", "licence", "description")
+    body = [
+        (
+            row["name"],
+            row["architecture"],
+            _size_mb(row["size_bytes"]),
+            "yes" if row["cached"] else "no",
+            row["license"],
+            row["description"],
+        )
+        for row in rows
+    ]
+    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header) - 1)]
+    right = {2}  # numbers are right-aligned
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=False))
+        ]
+        return "  ".join([*parts, cells[-1]]).rstrip()
+
+    return "\n".join(line(r) for r in (header, *body))
+
+
+def download_models(names: Sequence[str]) -> int:
+    """Download (or verify the cached copy of) each named model, with a progress bar.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Registry names.
+
+    Returns
+    -------
+    int
+        0 if all succeeded, 2 if a name is unknown (nothing is downloaded then), else 1. Errors
+        are printed to stderr without a traceback.
+    """
+    from napari_segany.models.download import ModelDownloadError, fetch_model
+    from napari_segany.models.registry import UnknownModelError, get_model_info
+
+    try:
+        infos = [get_model_info(name) for name in names]
+    except UnknownModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    for info in infos:
+        try:
+            path = fetch_model(info, progress=True)
+        except ModelDownloadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_FAILURE
+            continue
+        print(f"{info.name}: {path}")
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# parser and entry point
+
+#: Builders of the subcommand parsers, in the order shown by ``--help``.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
+    add_models_parser,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand of `SUBCOMMANDS`.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``napari-segany`` parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog="napari-segany",
+        description="Segment Anything for microscopy: model management and batch tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for add_parser in SUBCOMMANDS:
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit code (argparse itself exits with 2 on a usage error).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return args.func(args)

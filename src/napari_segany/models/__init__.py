@@ -1,0 +1,1 @@
+"""Model architectures (SAM ViT, MobileSAM TinyViT), checkpoint loading and the model registry."""

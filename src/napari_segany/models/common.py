@@ -1,0 +1,94 @@
+"""Small building blocks shared by the image encoders, the prompt encoder and the mask decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LayerNorm2d(nn.Module):
+    """Layer normalisation over the channel axis of a (B, C, H, W) feature map.
+
+    Parameters
+    ----------
+    num_channels : int
+        Number of channels C; ``weight`` and ``bias`` have shape (C,).
+    eps : float
+        Added to the variance for numerical stability.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # layer_norm normalises trailing dims, so move channels last and back (a view, no copy
+        # of the data until the kernel runs)
+        y = nn.functional.layer_norm(
+            x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps
+        )
+        return y.permute(0, 3, 1, 2)
+
+
+class MLPBlock(nn.Module):
+    """Two linear layers with an activation between them: ``lin2(act(lin1(x)))``.
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Input and output feature size.
+    mlp_dim : int
+        Hidden feature size.
+    act : type of nn.Module
+        Activation class (GELU in the image encoder, ReLU in the two-way transformer).
+    """
+
+    def __init__(self, embedding_dim: int, mlp_dim: int, act: type[nn.Module] = nn.GELU) -> None:
+        super().__init__()
+        self.lin1 = nn.Linear(embedding_dim, mlp_dim)
+        self.lin2 = nn.Linear(mlp_dim, embedding_dim)
+        self.act = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(self.act(self.lin1(x)))
+
+
+class MLP(nn.Module):
+    """A stack of linear layers with ReLU between them (no activation after the last one).
+
+    Used by the mask decoder's hypernetworks and IoU head. Layers are stored in ``layers``
+    (a ModuleList), which fixes the checkpoint key names ``layers.{i}.weight``.
+
+    Parameters
+    ----------
+    input_dim, hidden_dim, output_dim : int
+        Feature sizes of the input, the hidden layers and the output.
+    num_layers : int
+        Number of linear layers.
+    sigmoid_output : bool
+        Apply a sigmoid to the output.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        output_dim: int,
+        num_layers: int,
+        sigmoid_output: bool = False,
+    ) -> None:
+        super().__init__()
+        dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
+        dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out, strict=True))
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = torch.relu(x)
+        return torch.sigmoid(x) if self.sigmoid_output else x

@@ -1,0 +1,118 @@
+"""Load a model by registry name or from a local file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from napari_segany.models.architectures import ARCHITECTURES, Architecture, build_model
+from napari_segany.models.checkpoint import (
+    CheckpointError,
+    check_state_dict,
+    infer_architecture,
+    read_checkpoint,
+)
+from napari_segany.models.sam import SamModel
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` into the best available device (cuda, then mps, then cpu).
+
+    Raises
+    ------
+    ValueError
+        If a named device is not available on this computer.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'."
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but no CUDA GPU is available; use 'auto'.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was requested but Apple MPS is not available; use 'auto'.")
+    return dev
+
+
+def model_from_state_dict(
+    state_dict: dict[str, torch.Tensor],
+    architecture: str | Architecture | None = None,
+    source: str = "checkpoint",
+) -> SamModel:
+    """Build the right architecture for a state dict and load it strictly.
+
+    Parameters
+    ----------
+    state_dict : dict
+        SAM state dict with the published key names.
+    architecture : str or Architecture, optional
+        Architecture (name or spec); inferred from the weights when not given.
+    source : str
+        Where the weights came from, for error messages.
+    """
+    arch = architecture or infer_architecture(state_dict)
+    if not isinstance(arch, Architecture) and arch not in ARCHITECTURES:
+        raise CheckpointError(f"{source}: unknown architecture {arch!r}")
+    model = build_model(arch, seed=None, device="meta")
+    check_state_dict(model, state_dict, source)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    # buffers that are not stored in checkpoints were created on the meta device: rebuild them
+    _materialise_non_persistent(model)
+    return model.eval()
+
+
+def _materialise_non_persistent(model: torch.nn.Module) -> None:
+    """Give every module holding derived (non-checkpoint) buffers the chance to rebuild them."""
+    for module in model.modules():
+        rebuild = getattr(module, "rebuild_non_persistent_buffers", None)
+        if callable(rebuild):
+            rebuild()
+    leftovers = [n for n, b in model.named_buffers() if b.is_meta]
+    if leftovers:
+        raise RuntimeError(f"buffers left on the meta device after loading: {leftovers[:5]}")
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "auto") -> SamModel:
+    """Load a Segment Anything model.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A model name from the registry (``napari-segany models`` lists them; downloaded on first
+        use and cached) or the path of a local checkpoint file. The architecture is recognised
+        from the weights.
+    device : str or torch.device
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
+
+    Returns
+    -------
+    SamModel
+        In eval mode on ``device``.
+
+    Raises
+    ------
+    CheckpointError
+        The file is not a usable SAM checkpoint.
+    napari_segany.models.download.ModelDownloadError
+        A registry model could not be downloaded.
+    """
+    from napari_segany.models.download import resolve_model_path
+
+    dev = resolve_device(device)
+    path, info = resolve_model_path(name_or_path)
+    state_dict, recorded_arch = read_checkpoint(path)
+    arch = recorded_arch or (info.architecture if info is not None else None)
+    model = model_from_state_dict(state_dict, arch, source=str(path))
+    return model.to(dev)

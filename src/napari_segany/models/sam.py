@@ -1,0 +1,150 @@
+"""The promptable segmentation model: an image encoder, a prompt encoder and a mask decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from napari_segany.models.two_way_transformer import ImageContext
+
+# SAM's pixel statistics on the 0–255 scale (RGB). Not stored in checkpoints.
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+class SamModel(nn.Module):
+    """Segment Anything model: image → embedding once, then prompts → masks cheaply.
+
+    The state-dict keys are those of the published checkpoints: ``image_encoder.*``,
+    ``prompt_encoder.*`` and ``mask_decoder.*``.
+
+    Parameters
+    ----------
+    image_encoder : nn.Module
+        Maps (B, 3, S, S) normalised input to a (B, 256, S/16, S/16) embedding; has ``img_size``.
+    prompt_encoder : PromptEncoder
+    mask_decoder : MaskDecoder
+    architecture : str
+        Name of the architecture this model was built as (``"vit_b"``, ``"vit_t"``, ...).
+    pixel_mean, pixel_std : tuple of float
+        Per-channel normalisation of the 0–255 RGB input.
+    """
+
+    mask_threshold: float = 0.0
+
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        prompt_encoder: nn.Module,
+        mask_decoder: nn.Module,
+        architecture: str,
+        pixel_mean: tuple[float, float, float] = PIXEL_MEAN,
+        pixel_std: tuple[float, float, float] = PIXEL_STD,
+    ) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.architecture = architecture
+        self._pixel_stats = (tuple(pixel_mean), tuple(pixel_std))
+        self.register_buffer("pixel_mean", torch.empty(3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.empty(3, 1, 1), persistent=False)
+        self.rebuild_non_persistent_buffers()
+        self._dense_pe: torch.Tensor | None = None
+
+    def rebuild_non_persistent_buffers(self) -> None:
+        """(Re)create the buffers that checkpoints do not store (after building on 'meta')."""
+        device = None if self.pixel_mean.is_meta else self.pixel_mean.device
+        mean, std = self._pixel_stats
+        self.pixel_mean = torch.tensor(mean, device=device).view(-1, 1, 1)
+        self.pixel_std = torch.tensor(std, device=device).view(-1, 1, 1)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square model input (1024 for SAM)."""
+        return int(self.image_encoder.img_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def _apply(self, fn, recurse=True):
+        self._dense_pe = None  # cached on the old device/dtype
+        return super()._apply(fn, recurse)
+
+    def train(self, mode: bool = True):
+        self._dense_pe = None
+        return super().train(mode)
+
+    def dense_pe(self) -> torch.Tensor:
+        """Positional encoding of the embedding grid, (1, 256, h, w); cached in eval mode."""
+        if self.training or torch.is_grad_enabled():
+            return self.prompt_encoder.get_dense_pe()
+        if self._dense_pe is None:
+            self._dense_pe = self.prompt_encoder.get_dense_pe()
+        return self._dense_pe
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._dense_pe = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) 0–255 RGB → normalised and zero-padded (B, 3, S, S) at the bottom/right."""
+        image = (image - self.pixel_mean) / self.pixel_std
+        h, w = image.shape[-2:]
+        pad = (0, self.image_size - w, 0, self.image_size - h)
+        return nn.functional.pad(image, pad)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Embed a normalised, padded batch (B, 3, S, S) → (B, 256, S/16, S/16)."""
+        return self.image_encoder(image)
+
+    def prepare_decoder(self, embedding: torch.Tensor) -> ImageContext:
+        """Prompt-independent decoder state for one image embedding (1, 256, h, w).
+
+        Pass it to :meth:`decode` as ``context`` to skip recomputing it for every prompt. It
+        applies to prompts without ``mask_input``.
+        """
+        h, w = embedding.shape[-2:]
+        no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
+        return self.mask_decoder.prepare(embedding, self.dense_pe(), no_mask)
+
+    def decode(
+        self,
+        embedding: torch.Tensor,
+        points: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool = True,
+        context: ImageContext | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode prompts on one image embedding.
+
+        Parameters
+        ----------
+        embedding : Tensor, shape (1, 256, h, w)
+        points : Tensor, shape (B, N, 2), optional
+            (x, y) in the resized input frame.
+        labels : Tensor, shape (B, N), optional
+            1 foreground, 0 background.
+        boxes : Tensor, shape (B, 4), optional
+            (x0, y0, x1, y1) in the resized input frame.
+        mask_input : Tensor, shape (B, 1, 4h, 4w), optional
+            Low-resolution logits of a previous prediction.
+        multimask : bool
+            Three candidates (True) or one mask (False).
+        context : ImageContext, optional
+            :meth:`prepare_decoder` of ``embedding``; used when there is no ``mask_input``.
+
+        Returns
+        -------
+        low_res_logits : Tensor, shape (B, K, 4h, 4w)
+        iou_predictions : Tensor, shape (B, K)
+        """
+        sparse, dense = self.prompt_encoder(
+            points=(points, labels) if points is not None else None, boxes=boxes, masks=mask_input
+        )
+        if context is not None and mask_input is None:
+            return self.mask_decoder(None, None, sparse, None, multimask, context=context)
+        return self.mask_decoder(embedding, self.dense_pe(), sparse, dense, multimask)
