@@ -61,7 +61,10 @@ def channel_layout(image: np.ndarray, channel_axis: int | None = None) -> Channe
         if not -ndim <= channel_axis < ndim:
             raise ValueError(f"channel_axis={channel_axis} is out of range for shape {image.shape}")
         axis = channel_axis % ndim
-        rgb = axis == 2 and image.shape[2] in (3, 4) and image.dtype == np.uint8
+        # 8-bit with three channels is RGB whatever the axis; four only as trailing RGBA
+        rgb = image.dtype == np.uint8 and (
+            image.shape[axis] == 3 or (axis == 2 and image.shape[axis] == 4)
+        )
         return ChannelLayout(axis, passthrough=rgb)
     if ndim == 2:
         return ChannelLayout(None, passthrough=False)
@@ -182,8 +185,13 @@ def to_rgb_uint8(
 
 
 def _scale_channel(channel: np.ndarray, low: float, high: float) -> np.ndarray:
-    scale = 255.0 / (high - low) if high > low else 0.0
-    values = (channel.astype(np.float32) - np.float32(low)) * np.float32(scale)
+    if not high > low:  # constant (or entirely non-finite) channel: 0, without inf * 0 warnings
+        return np.zeros(channel.shape, dtype=np.uint8)
+    # A range that is tiny next to outliers overflows float32: ±inf then maps to 255 / 0, which is
+    # the right answer, so the overflow is not worth a warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = 255.0 / (high - low)
+        values = (channel.astype(np.float32) - np.float32(low)) * np.float32(scale)
     np.nan_to_num(values, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
     np.clip(values, 0.0, 255.0, out=values)
     return np.rint(values).astype(np.uint8)

@@ -10,8 +10,9 @@ and then
   combination of the logits in its support, so it can exceed 0 only near a positive logit), and
 * multiplies block by block along the band, instead of with the full dense matrices.
 
-The result equals SAM's post-processing up to float rounding (pixels whose value is within ~1e-6
-of the threshold may differ).
+The result equals SAM's post-processing up to float rounding: it stays within ~1e-5 (relative to
+the largest logit) of the exact float64 values, closer than SAM's own float32 ``F.interpolate``,
+so only pixels whose value is that close to the threshold may differ.
 """
 
 from __future__ import annotations
@@ -60,11 +61,15 @@ class _AxisOperator:
         return int(self.in_first[o0]), int(self.in_last[o1 - 1]) + 1
 
     def blocks_in(self, o0: int, o1: int):
-        """Blocks (b0, b1, i0, i1) of the band clipped to outputs [o0, o1)."""
-        for b0, b1, i0, i1 in self.blocks:
+        """Blocks (lo, hi, i0, i1) of the band clipped to outputs [o0, o1).
+
+        [i0, i1) are the inputs of the clipped outputs [lo, hi) only, so they lie within
+        :meth:`input_range` of (o0, o1) (callers slice a window of the inputs with them).
+        """
+        for b0, b1, _, _ in self.blocks:
             lo, hi = max(b0, o0), min(b1, o1)
             if lo < hi:
-                yield lo, hi, i0, i1
+                yield (lo, hi, *self.input_range(lo, hi))
 
 
 class MaskUpsampler:

@@ -25,10 +25,14 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def resized_size(original_size: tuple[int, int], target: int) -> tuple[int, int]:
-    """(rows, cols) after scaling the longest side to ``target``, rounded as SAM does."""
+    """(rows, cols) after scaling the longest side to ``target``, rounded as SAM does.
+
+    Never 0: a very elongated image (e.g. 1 × 3000) keeps at least one row or column, where
+    SAM's rounding would give an empty image and fail.
+    """
     h, w = original_size
     scale = target / max(h, w)
-    return int(h * scale + 0.5), int(w * scale + 0.5)
+    return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
 
 
 def resize_for_model(rgb: np.ndarray, target: int) -> torch.Tensor:
@@ -191,6 +195,13 @@ class Predictor:
             raise ValueError(
                 f"embedding features have shape {tuple(embedding.features.shape)}, "
                 f"this model needs {expected}"
+            )
+        expected_input = resized_size(tuple(embedding.original_size), self.model.image_size)
+        if tuple(embedding.input_size) != expected_input:
+            raise ValueError(
+                f"embedding input_size {tuple(embedding.input_size)} does not match its "
+                f"original_size {tuple(embedding.original_size)} (expected {expected_input}); "
+                "the embedding is damaged or was made for another model input size"
             )
         if embedding.architecture != self.model.architecture:
             raise ValueError(
