@@ -124,7 +124,7 @@ def test_empty_masks_are_all_false_without_computing_anything(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("an all-negative mask needs no upsampling")
 
-    monkeypatch.setattr(upsampler, "_window", fail)
+    monkeypatch.setattr(upsampler, "_threshold_window", fail)
     logits = -torch.rand(3, 256, 256) - 0.01
     logits[1] = 0.0  # exactly at the threshold is not foreground
     masks = upsampler(logits)

@@ -135,17 +135,37 @@ class MaskUpsampler:
             c0, c1 = self.cols.output_range(int(cols[0]), int(cols[-1]))
             if r0 >= r1 or c0 >= c1:
                 continue
-            out[k, r0:r1, c0:c1] = self._window(logits[k], r0, r1, c0, c1) > threshold
+            self._threshold_window(logits[k], threshold, out[k], (r0, r1), (c0, c1))
         return out
 
-    def _window(self, logits: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-        """Exact upsampled values of output rows r0:r1 and columns c0:c1."""
+    def _threshold_window(
+        self,
+        logits: torch.Tensor,
+        threshold: float,
+        out: torch.Tensor,
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+    ) -> None:
+        """Write ``upsampled > threshold`` into ``out[r0:r1, c0:c1]``.
+
+        Values are computed one band block of columns at a time, so the float window is never
+        stored whole.
+
+        Parameters
+        ----------
+        logits : Tensor, shape (h, w)
+            Low-resolution logits of one mask.
+        out : Tensor, shape (H, W), bool
+            The full-size mask to fill.
+        rows, cols : (int, int)
+            Output row range (r0, r1) and column range (c0, c1) to compute.
+        """
+        (r0, r1), (c0, c1) = rows, cols
         b0, b1 = self.cols.input_range(c0, c1)
         partial = logits.new_empty((r1 - r0, b1 - b0))
         for lo, hi, i0, i1 in self.rows.blocks_in(r0, r1):
             partial[lo - r0 : hi - r0] = self.rows.matrix[lo:hi, i0:i1] @ logits[i0:i1, b0:b1]
-        window = logits.new_empty((r1 - r0, c1 - c0))
-        cols_t = self.cols.matrix
+        col_op = self.cols.matrix
         for lo, hi, i0, i1 in self.cols.blocks_in(c0, c1):
-            window[:, lo - c0 : hi - c0] = partial[:, i0 - b0 : i1 - b0] @ cols_t[lo:hi, i0:i1].T
-        return window
+            block = partial[:, i0 - b0 : i1 - b0] @ col_op[lo:hi, i0:i1].T
+            torch.gt(block, threshold, out=out[r0:r1, lo:hi])

@@ -113,6 +113,8 @@ class Predictor:
     def __init__(self, model: SamModel, precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "bf16" and model.device.type == "mps":
+            raise ValueError("precision='bf16' is not supported on Apple MPS; use 'fp32'.")
         self.model = model.eval()
         self.precision = precision
         self._embedding: ImageEmbedding | None = None

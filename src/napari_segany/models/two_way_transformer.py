@@ -93,35 +93,48 @@ class Attention(nn.Module):
 
     def image_to_tokens(
         self,
-        image_q: torch.Tensor,
+        image_q: torch.Tensor | None,
         tokens_k: torch.Tensor,
         tokens_v: torch.Tensor,
         residual: torch.Tensor | None = None,
+        image_in: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attention from M image tokens to a few prompt tokens, → (B, M, C).
 
         The output projection is applied to the few values before pooling:
-        out = Σₕ Pₕ (Vₕ W_o,ₕᵀ + b_o / heads), exact because each Pₕ's rows sum to 1.
+        out = Σₕ Pₕ (Vₕ W_o,ₕᵀ + b_o / heads), exact because each Pₕ's rows sum to 1. Without a
+        precomputed query projection, the scores are (x W_q,ₕᵀ + b_q,ₕ)·kₙ = x·(W_q,ₕᵀ kₙ) +
+        b_q,ₕ·kₙ, which projects the few keys instead of the many image tokens.
 
         Parameters
         ----------
-        image_q : Tensor, shape (B or 1, heads, M, d)
-            Head-split query projection of the image tokens.
+        image_q : Tensor, shape (B or 1, heads, M, d), or None
+            Head-split query projection of the image tokens (precomputed), or None to use
+            ``image_in``.
         tokens_k, tokens_v : Tensor, shape (B, N, C)
             Unprojected prompt tokens for keys and values.
         residual : Tensor, shape (B or 1, M, C), optional
             Added to the output (fused into the last product).
+        image_in : Tensor, shape (B or 1, M, C), optional
+            Unprojected image tokens (queries), when ``image_q`` is None.
         """
         h, d = self.num_heads, self.head_dim
         k = self.heads(self.k_proj, tokens_k) * d**-0.5  # (B, h, N, d)
         v = self.heads(self.v_proj, tokens_v)
         b, _, n, _ = k.shape
         # scores laid out keys-first so the softmax runs over the long image axis
-        scores_t = torch.matmul(k, image_q.transpose(-1, -2))  # (B, h, N, M)
+        if image_q is not None:
+            scores_t = torch.matmul(k, image_q.transpose(-1, -2))  # (B, h, N, M)
+        else:
+            c = image_in.shape[-1]
+            k_in = torch.matmul(k, self.q_proj.weight.view(h, d, c))  # (B, h, N, C)
+            bias = torch.matmul(k, self.q_proj.bias.view(h, d, 1))  # (B, h, N, 1)
+            scores_t = torch.matmul(k_in.reshape(b, h * n, c), image_in.transpose(1, 2))
+            scores_t = scores_t.view(b, h, n, -1) + bias
         probs_t = torch.softmax(scores_t, dim=-2)
         w_o = self.out_proj.weight.view(-1, h, d).permute(1, 2, 0)  # (h, d, C)
         v_out = torch.matmul(v, w_o) + self.out_proj.bias / h  # (B, h, N, C)
-        m = image_q.shape[-2]
+        m = probs_t.shape[-1]
         probs = probs_t.reshape(b, h * n, m).transpose(1, 2)  # (B, M, h·N), a view
         v_out = v_out.reshape(b, h * n, -1)
         if residual is None:
@@ -228,17 +241,20 @@ class TwoWayAttentionBlock(nn.Module):
 
         t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
         q = queries + query_pe
+        keys_with_pe = i2t_q = None
         if image_projections is not None:
             t2i_k, t2i_v, i2t_q = image_projections
             attn_out = t2i.attend(t2i.heads(t2i.q_proj, q), t2i_k, t2i_v)
         else:
             keys_with_pe = keys + key_pe
             attn_out = t2i.tokens_to_image(q, keys_with_pe, keys)
-            i2t_q = i2t.heads(i2t.q_proj, keys_with_pe)
         queries = self.norm2(queries + attn_out)
         queries = self.norm3(queries + self.mlp(queries))
 
-        keys = self.norm4(i2t.image_to_tokens(i2t_q, queries + query_pe, queries, residual=keys))
+        attn_out = i2t.image_to_tokens(
+            i2t_q, queries + query_pe, queries, residual=keys, image_in=keys_with_pe
+        )
+        keys = self.norm4(attn_out)
         return queries, keys
 
 
