@@ -44,3 +44,14 @@ def reference_sam():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """Point NAPARI_SEGANY_CACHE at a fresh folder and forget hashes verified earlier."""
+    from napari_segany.models import download
+
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(folder))
+    monkeypatch.setattr(download, "_VERIFIED", {})
+    return folder

@@ -10,22 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from napari_segany import cli
-from napari_segany.models import download
 from napari_segany.models.registry import MODELS, ModelInfo
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 CONTENT = b"tiny weights " * 100
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(folder))
-    monkeypatch.setattr(download, "_VERIFIED", {})
-    return folder
 
 
 def register(monkeypatch, url: str, content: bytes = CONTENT) -> ModelInfo:

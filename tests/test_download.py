@@ -88,15 +88,6 @@ def server():
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """Point NAPARI_SEGANY_CACHE at a fresh folder and forget verified hashes."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(folder))
-    monkeypatch.setattr(download, "_VERIFIED", {})
-    return folder
-
-
-@pytest.fixture
 def closed_port_url():
     """An http URL on 127.0.0.1 at a port nobody listens on (connection refused)."""
     with socket.socket() as sock:
