@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_BLOCK = 128  # output samples per block of the banded products
+_BLOCK = 256  # output samples per block of the banded products
 
 
 class _AxisOperator:
@@ -164,7 +164,9 @@ class MaskUpsampler:
         b0, b1 = self.cols.input_range(c0, c1)
         partial = logits.new_empty((r1 - r0, b1 - b0))
         for lo, hi, i0, i1 in self.rows.blocks_in(r0, r1):
-            partial[lo - r0 : hi - r0] = self.rows.matrix[lo:hi, i0:i1] @ logits[i0:i1, b0:b1]
+            torch.matmul(
+                self.rows.matrix[lo:hi, i0:i1], logits[i0:i1, b0:b1], out=partial[lo - r0 : hi - r0]
+            )
         col_op = self.cols.matrix
         for lo, hi, i0, i1 in self.cols.blocks_in(c0, c1):
             block = partial[:, i0 - b0 : i1 - b0] @ col_op[lo:hi, i0:i1].T

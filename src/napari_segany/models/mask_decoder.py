@@ -167,5 +167,7 @@ def _transposed_conv2x2(
     """
     c_in, c_out = weight.shape[:2]
     w = weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
-    y = torch.matmul(x, w).view(*x.shape[:-1], 4, c_out)
-    return y + bias if bias is not None else y
+    flat = x.reshape(-1, c_in)
+    # the bias, when there is one, is fused into the matrix product
+    y = flat @ w if bias is None else torch.addmm(bias.repeat(4), flat, w)
+    return y.view(*x.shape[:-1], 4, c_out)
