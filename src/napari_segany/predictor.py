@@ -24,19 +24,26 @@ from napari_segany.prompts import to_model_frame, validate_prompts
 PRECISIONS = ("fp32", "bf16")
 
 
-def resized_size(original_size: tuple[int, int], target: int) -> tuple[int, int]:
+def resized_size(
+    original_size: tuple[int, int], target: int, upscale: bool = True
+) -> tuple[int, int]:
     """(rows, cols) after scaling the longest side to ``target``, rounded as SAM does.
 
     Never 0: a very elongated image (e.g. 1 × 3000) keeps at least one row or column, where
-    SAM's rounding would give an empty image and fail.
+    SAM's rounding would give an empty image and fail. With ``upscale=False`` an image that
+    already fits keeps its size (models trained at the pixel size of the data).
     """
     h, w = original_size
+    if not upscale and max(h, w) <= target:
+        return int(h), int(w)
     scale = target / max(h, w)
     return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
 
 
-def resize_for_model(rgb: np.ndarray, target: int) -> torch.Tensor:
+def resize_for_model(rgb: np.ndarray, target: int, upscale: bool = True) -> torch.Tensor:
     """Resize an (H, W, 3) uint8 image so its longest side is ``target``.
+
+    With ``upscale=False``, images that fit are left at their size (see :func:`resized_size`).
 
     Bilinear with antialiasing, rounded back to 0–255 integers like SAM's own 8-bit resize.
 
@@ -44,7 +51,7 @@ def resize_for_model(rgb: np.ndarray, target: int) -> torch.Tensor:
     -------
     Tensor, shape (1, 3, new_h, new_w), float32 with integer values in 0–255.
     """
-    new_size = resized_size(rgb.shape[:2], target)
+    new_size = resized_size(rgb.shape[:2], target, upscale)
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
     if new_size != tuple(rgb.shape[:2]):
         x = F.interpolate(x, size=new_size, mode="bilinear", align_corners=False, antialias=True)
@@ -158,7 +165,7 @@ class Predictor:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
         target = self.model.image_size
-        x = resize_for_model(rgb, target)
+        x = resize_for_model(rgb, target, self.model.upscale_input)
         with torch.inference_mode():
             features = self.encode(x.to(self.device))
         self._set(
@@ -198,7 +205,9 @@ class Predictor:
                 f"embedding features have shape {tuple(embedding.features.shape)}, "
                 f"this model needs {expected}"
             )
-        expected_input = resized_size(tuple(embedding.original_size), self.model.image_size)
+        expected_input = resized_size(
+            tuple(embedding.original_size), self.model.image_size, self.model.upscale_input
+        )
         if tuple(embedding.input_size) != expected_input:
             raise ValueError(
                 f"embedding input_size {tuple(embedding.input_size)} does not match its "

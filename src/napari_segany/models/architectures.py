@@ -14,6 +14,7 @@ from torch import nn
 
 from napari_segany.models.mask_decoder import MaskDecoder
 from napari_segany.models.prompt_encoder import PromptEncoder
+from napari_segany.models.raster_prompts import RasterPromptEncoder
 from napari_segany.models.sam import SamModel
 from napari_segany.models.two_way_transformer import TwoWayTransformer
 from napari_segany.models.vit import ImageEncoderViT
@@ -35,12 +36,19 @@ class Architecture:
         Arguments of the image encoder class.
     img_size : int
         Side of the square model input.
+    raster_prompts : bool
+        Use :class:`~napari_segany.models.raster_prompts.RasterPromptEncoder` (prompts also drawn
+        into the dense embedding; for models trained from scratch).
+    upscale_input : bool
+        Whether images smaller than the input are scaled up to it (SAM) or only padded.
     """
 
     name: str
     encoder: str
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     img_size: int = 1024
+    upscale_input: bool = True
+    raster_prompts: bool = False
 
 
 def _vit(
@@ -54,6 +62,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "vit_h": _vit("vit_h", 1280, 32, 16, (7, 15, 23, 31)),
     "vit_l": _vit("vit_l", 1024, 24, 16, (5, 11, 17, 23)),
     "vit_b": _vit("vit_b", 768, 12, 12, (2, 5, 8, 11)),
+    # the embedded default model: a small CNN encoder with SAM's prompt encoder and mask decoder
+    # trained at the pixel size of the data: small images are padded, not scaled up
+    "segany_cells": Architecture(
+        "segany_cells", "cell_cnn", {}, upscale_input=False, raster_prompts=True
+    ),
     "vit_t": Architecture(
         "vit_t",
         "tiny_vit",
@@ -74,6 +87,10 @@ def _build_encoder(arch: Architecture, img_size: int) -> nn.Module:
         from napari_segany.models.tiny_vit import TinyViT
 
         return TinyViT(img_size=img_size, out_chans=PROMPT_EMBED_DIM, **arch.encoder_kwargs)
+    if arch.encoder == "cell_cnn":
+        from napari_segany.models.cell_encoder import CellEncoder
+
+        return CellEncoder(img_size=img_size, out_chans=PROMPT_EMBED_DIM, **arch.encoder_kwargs)
     raise ValueError(f"unknown encoder kind {arch.encoder!r}")
 
 
@@ -98,7 +115,8 @@ def build_model(
     Parameters
     ----------
     arch : str or Architecture
-        One of :data:`ARCHITECTURES` (``"vit_h"``, ``"vit_l"``, ``"vit_b"``, ``"vit_t"``), or an
+        One of :data:`ARCHITECTURES` (``"vit_h"``, ``"vit_l"``, ``"vit_b"``, ``"vit_t"``,
+        ``"segany_cells"``), or an
         :class:`Architecture` (e.g. a shrunken ViT for tests).
     img_size : int, optional
         Side of the model input; defaults to the architecture's (1024). Smaller sizes make fast
@@ -130,7 +148,7 @@ def build_model(
             torch.manual_seed(seed)
         model = SamModel(
             image_encoder=_build_encoder(spec, size),
-            prompt_encoder=PromptEncoder(
+            prompt_encoder=(RasterPromptEncoder if spec.raster_prompts else PromptEncoder)(
                 embed_dim=PROMPT_EMBED_DIM,
                 image_embedding_size=(grid, grid),
                 input_image_size=(size, size),
@@ -146,6 +164,7 @@ def build_model(
                 iou_head_hidden_dim=256,
             ),
             architecture=spec.name,
+            upscale_input=spec.upscale_input,
         )
         if devctx.type != "meta":
             gen = torch.Generator().manual_seed(seed if seed is not None else 0)

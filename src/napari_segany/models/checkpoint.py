@@ -113,7 +113,8 @@ def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], 
         if not isinstance(value, torch.Tensor):
             continue
         name = key.removeprefix("sam.") if isinstance(key, str) else key
-        tensors[name] = value
+        # weights may be stored in half precision to keep files small; models compute in fp32
+        tensors[name] = value.float() if value.is_floating_point() else value
     if not any(k.startswith("image_encoder.") for k in tensors) or not any(
         k.startswith("mask_decoder.") for k in tensors
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -92,3 +93,36 @@ class MLP(nn.Module):
             if i < last:
                 x = torch.relu(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+class ConvBN(nn.Module):
+    """Convolution without bias followed by BatchNorm2d (eps 1e-5).
+
+    Parameters
+    ----------
+    in_chans, out_chans : int
+        Channel counts.
+    kernel_size, stride, groups : int
+        Convolution settings; the padding is ``kernel_size // 2``.
+    """
+
+    def __init__(
+        self, in_chans: int, out_chans: int, kernel_size: int = 1, stride: int = 1, groups: int = 1
+    ) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(
+            in_chans, out_chans, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+        )
+        self.bn = nn.BatchNorm2d(out_chans)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map (B, in_chans, H, W) to (B, out_chans, H', W')."""
+        bn = self.bn
+        if bn.training or bn.running_var is None:  # batch statistics
+            return bn(self.c(x))
+        # Inference: fold the running statistics into the conv (one pass over x instead of two).
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        weight = self.c.weight * scale.view(-1, 1, 1, 1)
+        bias = bn.bias - bn.running_mean * scale
+        conv = self.c
+        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)

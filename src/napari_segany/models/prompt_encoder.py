@@ -121,6 +121,8 @@ class PromptEncoder(nn.Module):
         points: tuple[torch.Tensor, torch.Tensor] | None,
         boxes: torch.Tensor | None,
         masks: torch.Tensor | None,
+        grid: tuple[int, int] | None = None,
+        origin: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed prompts.
 
@@ -133,6 +135,12 @@ class PromptEncoder(nn.Module):
             Boxes as (x0, y0, x1, y1) in the input frame.
         masks : Tensor (B, 1, 256, 256) or None
             Low-resolution mask logits from a previous prediction.
+        grid : (int, int), optional
+            (h, w) of the image embedding the prompts go with; defaults to
+            ``image_embedding_size`` (differs only when training on crops smaller than the input).
+        origin : Tensor (B, 2), optional
+            (x, y) of the embedding grid's origin in the input frame (training crops); unused
+            here, used by encoders that draw the prompts.
 
         Returns
         -------
@@ -152,6 +160,6 @@ class PromptEncoder(nn.Module):
         if masks is not None:
             dense = self.mask_downscaling(masks)
         else:
-            h, w = self.image_embedding_size
+            h, w = grid or self.image_embedding_size
             dense = weight.reshape(1, -1, 1, 1).expand(batch, -1, h, w)
         return sparse, dense

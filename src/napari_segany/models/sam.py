@@ -28,6 +28,9 @@ class SamModel(nn.Module):
         Name of the architecture this model was built as (``"vit_b"``, ``"vit_t"``, ...).
     pixel_mean, pixel_std : tuple of float
         Per-channel normalisation of the 0–255 RGB input.
+    upscale_input : bool
+        Scale images smaller than the input up to it (SAM's convention, True), or keep them at
+        their pixel size and only pad (models trained at the pixel size of microscopy data).
     """
 
     mask_threshold: float = 0.0
@@ -40,12 +43,14 @@ class SamModel(nn.Module):
         architecture: str,
         pixel_mean: tuple[float, float, float] = PIXEL_MEAN,
         pixel_std: tuple[float, float, float] = PIXEL_STD,
+        upscale_input: bool = True,
     ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.architecture = architecture
+        self.upscale_input = upscale_input
         self._pixel_stats = (tuple(pixel_mean), tuple(pixel_std))
         self.register_buffer("pixel_mean", torch.empty(3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.empty(3, 1, 1), persistent=False)
@@ -145,6 +150,7 @@ class SamModel(nn.Module):
         sparse, dense = self.prompt_encoder(
             points=(points, labels) if points is not None else None, boxes=boxes, masks=mask_input
         )
-        if context is not None and mask_input is None:
+        prompt_free_dense = not getattr(self.prompt_encoder, "dense_depends_on_prompts", False)
+        if context is not None and mask_input is None and prompt_free_dense:
             return self.mask_decoder(None, None, sparse, None, multimask, context=context)
         return self.mask_decoder(embedding, self.dense_pe(), sparse, dense, multimask)

@@ -1,0 +1,80 @@
+"""The embedded model's architecture, its weight files and its training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_segany import Predictor, build_model, load_model
+from napari_segany.models.cell_encoder import CellEncoder
+from napari_segany.training import train_embedded as training
+
+
+@pytest.mark.parametrize("size", [64, 256, 1024])
+def test_cell_encoder_output_matches_sam_embeddings(size):
+    encoder = CellEncoder(img_size=size).eval()
+    with torch.inference_mode():
+        out = encoder(torch.randn(1, 3, size, size))
+    assert out.shape == (1, 256, size // 16, size // 16)
+    assert torch.isfinite(out).all()
+
+
+def test_cell_encoder_rejects_sizes_off_the_token_grid():
+    with pytest.raises(ValueError, match="multiples of 16"):
+        CellEncoder()(torch.zeros(1, 3, 100, 64))
+
+
+def test_model_is_small_enough_to_ship():
+    model = build_model("segany_cells")
+    n_params = sum(p.numel() for p in model.state_dict().values() if p.is_floating_point())
+    assert n_params * 2 < 20e6  # float16 weights file under 20 MB
+
+
+def test_small_images_are_padded_not_upscaled(rng):
+    predictor = Predictor(build_model("segany_cells"))
+    predictor.set_image(rng.integers(0, 4000, size=(300, 500), dtype=np.uint16))
+    embedding = predictor.get_embedding()
+    assert embedding.input_size == embedding.original_size == (300, 500)
+    result = predictor.predict(points=[[150, 250]])
+    assert result.masks.shape == (3, 300, 500)
+
+
+def test_exported_half_precision_weights_load_as_float32(tmp_path):
+    model = build_model("segany_cells", seed=4)
+    path = tmp_path / "cells.pt"
+    training.export_weights(model, path, training.TrainConfig(), step=0)
+    assert path.stat().st_size < 12e6
+    loaded = load_model(path, device="cpu")
+    assert loaded.architecture == "segany_cells" and not loaded.upscale_input
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(1, 3, 256, 256) * 255
+    with torch.inference_mode():
+        a = model.image_encoder(model.normalize(x))
+        b = loaded.image_encoder(loaded.normalize(x))
+    torch.testing.assert_close(a, b, rtol=0.05, atol=0.05)
+
+
+def test_training_runs_resumes_and_exports(tmp_path):
+    out = tmp_path / "cells.pt"
+    cfg = training.TrainConfig(
+        steps=2,
+        crop=64,
+        scenes_per_step=1,
+        objects_per_scene=2,
+        corrective_rounds=1,
+        warmup=1,
+        log_every=1,
+        save_every=1,
+        out=str(out),
+        device="cpu",
+    )
+    training.train(cfg)
+    assert out.is_file()
+    state = torch.load(str(out) + ".state", weights_only=False)
+    assert state["step"] == 2
+    cfg.steps = 3
+    training.train(cfg)  # resumes at step 2 and runs one more
+    assert torch.load(str(out) + ".state", weights_only=False)["step"] == 3
+    model = load_model(out, device="cpu")
+    assert model.architecture == "segany_cells"
