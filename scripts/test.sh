@@ -8,6 +8,6 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e ".[testing]"
-.venv/bin/python -m ruff format --check src tests benchmarks
-.venv/bin/python -m ruff check src tests benchmarks
+.venv/bin/python -m ruff format --check src tests benchmarks scripts
+.venv/bin/python -m ruff check src tests benchmarks scripts
 .venv/bin/python -m pytest "$@"

@@ -42,8 +42,11 @@ def _info(**changes) -> ModelInfo:
     return ModelInfo(**fields)
 
 
+EMBEDDED = ("segany_cells",)
+
+
 def test_registry_has_exactly_the_expected_models():
-    assert set(MODELS) == set(OFFICIAL) | set(MICRO_SAM)
+    assert set(MODELS) == set(OFFICIAL) | set(MICRO_SAM) | set(EMBEDDED)
     assert available_models() == list(MODELS)
     assert not any(name.endswith("_decoder") for name in MODELS)
 
@@ -54,8 +57,11 @@ def test_entry_is_consistent(name):
     assert info.name == name
     assert info.architecture in ARCHITECTURE_NAMES
     assert name.startswith(info.architecture)
-    assert info.url is not None and info.url.startswith("https://")
-    assert info.bundled is None
+    if name in EMBEDDED:
+        assert info.url is None and info.bundled == info.filename
+    else:
+        assert info.url is not None and info.url.startswith("https://")
+        assert info.bundled is None
     assert re.fullmatch(r"sha256:[0-9a-f]{64}|xxh128:[0-9a-f]{32}", info.known_hash)
     assert info.size_bytes is None or (isinstance(info.size_bytes, int) and info.size_bytes > 0)
     assert info.description and "\n" not in info.description
@@ -143,3 +149,19 @@ def test_bundled_entry_may_have_no_url():
     info = _info(url=None, bundled="tiny.pt")
     assert info.is_bundled
     assert not _info().is_bundled
+
+
+def test_architecture_names_match_the_buildable_architectures():
+    from napari_segany.models.architectures import ARCHITECTURES
+
+    assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES)
+
+
+def test_embedded_model_is_the_default_and_ships_with_the_package():
+    from napari_segany.models.download import cached_path, fetch_model
+    from napari_segany.models.registry import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL in MODELS
+    path = cached_path(DEFAULT_MODEL)
+    assert path.is_file() and path.stat().st_size < 20e6
+    assert fetch_model(DEFAULT_MODEL) == path  # hash verified, nothing downloaded

@@ -13,6 +13,7 @@ from napari_segany.models.checkpoint import (
     infer_architecture,
     read_checkpoint,
 )
+from napari_segany.models.registry import DEFAULT_MODEL
 from napari_segany.models.sam import SamModel
 
 
@@ -84,7 +85,9 @@ def _materialise_non_persistent(model: torch.nn.Module) -> None:
         raise RuntimeError(f"buffers left on the meta device after loading: {leftovers[:5]}")
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "auto") -> SamModel:
+def load_model(
+    name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "auto"
+) -> SamModel:
     """Load a Segment Anything model.
 
     Parameters
@@ -92,7 +95,8 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto") ->
     name_or_path : str or Path
         A model name from the registry (``napari-segany models`` lists them; downloaded on first
         use and cached) or the path of a local checkpoint file. The architecture is recognised
-        from the weights.
+        from the weights. Default: the embedded ``segany_cells`` model, which ships with the
+        package and needs no download.
     device : str or torch.device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
 

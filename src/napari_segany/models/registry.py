@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ARCHITECTURE_NAMES",
+    "DEFAULT_MODEL",
     "MODELS",
     "ModelInfo",
     "UnknownModelError",
@@ -25,7 +26,10 @@ __all__ = [
 ]
 
 #: Encoder architectures a registry entry may declare.
-ARCHITECTURE_NAMES: tuple[str, ...] = ("vit_h", "vit_l", "vit_b", "vit_t")
+ARCHITECTURE_NAMES: tuple[str, ...] = ("vit_h", "vit_l", "vit_b", "vit_t", "segany_cells")
+
+#: The model used when none is named: small, shipped inside the package, works offline.
+DEFAULT_MODEL = "segany_cells"
 
 # hex digest lengths of the hash algorithms used in the registry
 _HASH_HEX_LENGTH = {"sha256": 64, "xxh128": 32}
@@ -163,6 +167,20 @@ def _micro_sam(name: str, package: str, version: str, xxh128: str, description: 
 
 
 _ENTRIES: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        name="segany_cells",
+        architecture="segany_cells",
+        url=None,
+        known_hash="sha256:d83768e992a54d553e181b2884251769ee54f236c9cfac86391de35b46d94480",
+        size_bytes=9_802_956,
+        license="BSD-3-Clause",
+        description=(
+            "napari-segany's embedded cell and nucleus model (CNN encoder, SAM decoder), trained "
+            "on synthetic microscopy only; ships with the package, no download"
+        ),
+        filename="segany_cells_v1.pt",
+        bundled="segany_cells_v1.pt",
+    ),
     _sam(
         "vit_h",
         "sam_vit_h_4b8939.pth",

@@ -1,0 +1,68 @@
+"""Speed of the embedded model against vit_b, measured in the same process.
+
+Prints, for one 1024×1024 input: the embedded encoder's time, our vit_b encoder's time and the
+ratio (target: ≤ 0.25 s and ≥ 40× faster), and the median time from one click to the
+full-resolution masks with the embedded model (target: ≤ 25 ms).
+
+Usage: python benchmarks/bench_embedded.py [--repeats 5] [--clicks 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from napari_segany import Predictor, build_model, load_model
+from napari_segany.synthetic import generate_scene
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clicks", type=int, default=40)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    embedded = Predictor(load_model(device="cpu"))
+    vit_b = Predictor(build_model("vit_b"))
+    x = torch.rand(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0)) * 255
+    t_embedded = _time(lambda: embedded.encode(x), args.repeats)
+    t_vit_b = _time(lambda: vit_b.encode(x), max(1, args.repeats // 3))
+
+    scene = generate_scene((1024, 1024), seed=11, held_out=True)
+    embedded.set_image(scene.raw)
+    centres = [obj.centroid for obj in scene.objects][: args.clicks]
+    clicks = []
+    for point in centres:
+        start = time.perf_counter()
+        embedded.predict(points=[point], point_labels=[1])
+        clicks.append(time.perf_counter() - start)
+
+    print("\none 1024x1024 input, image encoder (median):")
+    print(f"  embedded segany_cells  {t_embedded:7.3f} s   (target <= 0.25 s)")
+    print(
+        f"  our vit_b, fp32        {t_vit_b:7.3f} s   -> embedded is {t_vit_b / t_embedded:.0f}x "
+        "faster (target >= 40x)"
+    )
+    print(
+        f"\none click -> 3 full-resolution masks, median of {len(clicks)} clicks on the "
+        f"objects of a held-out scene: {1000 * statistics.median(clicks):.1f} ms "
+        "(target <= 25 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
