@@ -52,6 +52,23 @@ class PositionEmbeddingRandom(nn.Module):
         return self._encode((coords / norm).to(self.positional_encoding_gaussian_matrix.dtype))
 
 
+def downscaling_stack(c_in: int, c_mid: int, c_hidden: int, c_out: int) -> nn.Sequential:
+    """Embed a map at 4× the embedding grid: (B, c_in, 4h, 4w) → (B, c_out, h, w).
+
+    Two 2×2 stride-2 convolutions, each followed by LayerNorm2d and GELU, then a 1×1
+    convolution (module indices 0, 1, 3, 4 and 6 hold the weights, as in SAM's checkpoints).
+    """
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_mid, kernel_size=2, stride=2),
+        LayerNorm2d(c_mid),
+        nn.GELU(),
+        nn.Conv2d(c_mid, c_hidden, kernel_size=2, stride=2),
+        LayerNorm2d(c_hidden),
+        nn.GELU(),
+        nn.Conv2d(c_hidden, c_out, kernel_size=1),
+    )
+
+
 class PromptEncoder(nn.Module):
     """Embed point, box and mask prompts for the mask decoder.
 
@@ -83,15 +100,7 @@ class PromptEncoder(nn.Module):
         self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))
         self.not_a_point_embed = nn.Embedding(1, embed_dim)
         self.mask_input_size = (4 * image_embedding_size[0], 4 * image_embedding_size[1])
-        self.mask_downscaling = nn.Sequential(
-            nn.Conv2d(1, mask_in_chans // 4, kernel_size=2, stride=2),
-            LayerNorm2d(mask_in_chans // 4),
-            nn.GELU(),
-            nn.Conv2d(mask_in_chans // 4, mask_in_chans, kernel_size=2, stride=2),
-            LayerNorm2d(mask_in_chans),
-            nn.GELU(),
-            nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
-        )
+        self.mask_downscaling = downscaling_stack(1, mask_in_chans // 4, mask_in_chans, embed_dim)
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:

@@ -13,10 +13,8 @@ the prompts (``dense_depends_on_prompts``), so no prompt-independent decoder sta
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from napari_segany.models.common import LayerNorm2d
-from napari_segany.models.prompt_encoder import PromptEncoder
+from napari_segany.models.prompt_encoder import PromptEncoder, downscaling_stack
 
 #: Standard deviation of a drawn click, in mask pixels (stride 4).
 CLICK_SIGMA = 1.5
@@ -30,15 +28,7 @@ class RasterPromptEncoder(PromptEncoder):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         hidden = 16
-        self.prompt_downscaling = nn.Sequential(
-            nn.Conv2d(3, hidden // 2, kernel_size=2, stride=2),
-            LayerNorm2d(hidden // 2),
-            nn.GELU(),
-            nn.Conv2d(hidden // 2, hidden, kernel_size=2, stride=2),
-            LayerNorm2d(hidden),
-            nn.GELU(),
-            nn.Conv2d(hidden, self.embed_dim, kernel_size=1),
-        )
+        self.prompt_downscaling = downscaling_stack(3, hidden // 2, hidden, self.embed_dim)
 
     def draw(
         self,
