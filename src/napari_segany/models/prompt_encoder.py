@@ -84,6 +84,9 @@ class PromptEncoder(nn.Module):
         Hidden channels of the mask downscaling network.
     """
 
+    #: Whether the dense embedding depends on point/box prompts (not only on the mask prompt).
+    dense_depends_on_prompts = False
+
     def __init__(
         self,
         embed_dim: int = 256,

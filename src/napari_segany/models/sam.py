@@ -104,12 +104,15 @@ class SamModel(nn.Module):
         """Embed a normalised, padded batch (B, 3, S, S) → (B, 256, S/16, S/16)."""
         return self.image_encoder(image)
 
-    def prepare_decoder(self, embedding: torch.Tensor) -> ImageContext:
+    def prepare_decoder(self, embedding: torch.Tensor) -> ImageContext | None:
         """Prompt-independent decoder state for one image embedding (1, 256, h, w).
 
         Pass it to :meth:`decode` as ``context`` to skip recomputing it for every prompt. It
-        applies to prompts without ``mask_input``.
+        applies to prompts without ``mask_input``. None for prompt encoders whose dense embedding
+        depends on the prompts.
         """
+        if self.prompt_encoder.dense_depends_on_prompts:
+            return None  # the image side changes with every prompt: nothing to precompute
         h, w = embedding.shape[-2:]
         no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
         return self.mask_decoder.prepare(embedding, self.dense_pe(), no_mask)
@@ -150,7 +153,6 @@ class SamModel(nn.Module):
         sparse, dense = self.prompt_encoder(
             points=(points, labels) if points is not None else None, boxes=boxes, masks=mask_input
         )
-        prompt_free_dense = not getattr(self.prompt_encoder, "dense_depends_on_prompts", False)
-        if context is not None and mask_input is None and prompt_free_dense:
+        if context is not None and mask_input is None:
             return self.mask_decoder(None, None, sparse, None, multimask, context=context)
         return self.mask_decoder(embedding, self.dense_pe(), sparse, dense, multimask)
