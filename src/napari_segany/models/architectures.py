@@ -41,6 +41,9 @@ class Architecture:
         into the dense embedding; for models trained from scratch).
     upscale_input : bool
         Whether images smaller than the input are scaled up to it (SAM) or only padded.
+    instance_head : bool
+        Add an :class:`~napari_segany.models.instance_head.InstanceHead` (foreground and centre
+        maps for fast automatic segmentation; only models trained with one have it).
     """
 
     name: str
@@ -49,6 +52,7 @@ class Architecture:
     img_size: int = 1024
     upscale_input: bool = True
     raster_prompts: bool = False
+    instance_head: bool = False
 
 
 def _vit(
@@ -92,6 +96,12 @@ def _build_encoder(arch: Architecture, img_size: int) -> nn.Module:
 
         return CellEncoder(img_size=img_size, out_chans=PROMPT_EMBED_DIM, **arch.encoder_kwargs)
     raise ValueError(f"unknown encoder kind {arch.encoder!r}")
+
+
+def _build_instance_head() -> nn.Module:
+    from napari_segany.models.instance_head import InstanceHead
+
+    return InstanceHead(embed_dim=PROMPT_EMBED_DIM)
 
 
 def _init_random(model: nn.Module, generator: torch.Generator) -> None:
@@ -165,6 +175,7 @@ def build_model(
             ),
             architecture=spec.name,
             upscale_input=spec.upscale_input,
+            instance_head=_build_instance_head() if spec.instance_head else None,
         )
         if devctx.type != "meta":
             gen = torch.Generator().manual_seed(seed if seed is not None else 0)

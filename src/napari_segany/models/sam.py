@@ -31,6 +31,9 @@ class SamModel(nn.Module):
     upscale_input : bool
         Scale images smaller than the input up to it (SAM's convention, True), or keep them at
         their pixel size and only pad (models trained at the pixel size of microscopy data).
+    instance_head : nn.Module, optional
+        Dense foreground/centre head (:class:`~napari_segany.models.instance_head.InstanceHead`)
+        of models trained with one; its keys are ``instance_head.*``.
     """
 
     mask_threshold: float = 0.0
@@ -44,11 +47,13 @@ class SamModel(nn.Module):
         pixel_mean: tuple[float, float, float] = PIXEL_MEAN,
         pixel_std: tuple[float, float, float] = PIXEL_STD,
         upscale_input: bool = True,
+        instance_head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
+        self.instance_head = instance_head
         self.architecture = architecture
         self.upscale_input = upscale_input
         self._pixel_stats = (tuple(pixel_mean), tuple(pixel_std))
@@ -103,6 +108,25 @@ class SamModel(nn.Module):
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """Embed a normalised, padded batch (B, 3, S, S) → (B, 256, S/16, S/16)."""
         return self.image_encoder(image)
+
+    @property
+    def has_instance_head(self) -> bool:
+        """Whether the model predicts foreground and centre maps (see :meth:`instance_maps`)."""
+        return self.instance_head is not None
+
+    def instance_maps(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Foreground and centre logits, (B, 2, 4h, 4w), from an embedding (B, 256, h, w).
+
+        Raises
+        ------
+        ValueError
+            If the model has no instance head.
+        """
+        if self.instance_head is None:
+            raise ValueError(
+                f"the {self.architecture} model has no instance head; use the point-grid method"
+            )
+        return self.instance_head(embedding)
 
     def prepare_decoder(self, embedding: torch.Tensor) -> ImageContext | None:
         """Prompt-independent decoder state for one image embedding (1, 256, h, w).

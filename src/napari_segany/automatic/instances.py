@@ -1,0 +1,115 @@
+"""Instance labels from a foreground map and an object-centre map (seeded watershed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def labels_from_maps(
+    foreground: np.ndarray,
+    centre: np.ndarray,
+    *,
+    foreground_threshold: float = 0.5,
+    seed_threshold: float = 0.5,
+    min_size: int = 10,
+    fill_holes: bool = True,
+) -> np.ndarray:
+    """Split the foreground into objects, one per region of high centre value.
+
+    Parameters
+    ----------
+    foreground : ndarray, shape (H, W), float
+        Probability that a pixel belongs to any object (0–1).
+    centre : ndarray, shape (H, W), float
+        Predicted distance to the object border, normalised per object (0 at the border, 1 at
+        the centre); see :func:`napari_segany.training.instance_targets.centre_map`.
+    foreground_threshold : float
+        Pixels above it are foreground.
+    seed_threshold : float
+        Connected regions of foreground pixels whose centre value is above it seed one object
+        each. Lower values merge touching objects, higher values split elongated ones.
+    min_size : int
+        Objects with fewer pixels are removed (and their pixels left as background).
+    fill_holes : bool
+        Fill holes inside each object.
+
+    Returns
+    -------
+    ndarray, shape (H, W), uint32
+        Instance labels 1..N in raster order of their seeds, 0 background.
+    """
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    foreground = np.asarray(foreground, np.float32)
+    centre = np.asarray(centre, np.float32)
+    if foreground.shape != centre.shape or foreground.ndim != 2:
+        raise ValueError(
+            f"foreground and centre maps must be 2D of the same shape, got {foreground.shape} "
+            f"and {centre.shape}"
+        )
+    mask = foreground > foreground_threshold
+    seeds, n_seeds = ndimage.label(mask & (centre > seed_threshold))
+    if n_seeds == 0:
+        return np.zeros(mask.shape, np.uint32)
+    labels = watershed(-centre, markers=seeds, mask=mask)
+    # foreground regions without a seed (very faint or tiny objects) become objects of their own
+    orphans, n_orphans = ndimage.label(mask & (labels == 0))
+    if n_orphans:
+        labels = np.where(orphans > 0, orphans + n_seeds, labels)
+    if fill_holes:
+        labels = fill_object_holes(labels)
+    return relabel_sequential(remove_small_objects(labels, min_size))
+
+
+def fill_object_holes(labels: np.ndarray) -> np.ndarray:
+    """Fill background holes that lie entirely inside one object.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (H, W), integer
+
+    Returns
+    -------
+    ndarray, same shape and dtype; a background region enclosed by a single object takes its ID.
+    """
+    from scipy import ndimage
+
+    background, n = ndimage.label(labels == 0)
+    if n <= 1:
+        return labels
+    out = labels.copy()
+    # background regions touching the image edge are not holes
+    edge = np.unique(
+        np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    )
+    slices = ndimage.find_objects(background)
+    for region, sl in enumerate(slices, start=1):
+        if sl is None or region in edge:
+            continue
+        grown = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in sl)
+        window = background[grown] == region
+        ring = ndimage.binary_dilation(window) & ~window
+        around = np.unique(labels[grown][ring])
+        if len(around) == 1 and around[0] != 0:
+            out[grown][window] = around[0]
+    return out
+
+
+def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Set objects with fewer than ``min_size`` pixels to 0 (labels (H, W), integer)."""
+    if min_size <= 1 or not labels.any():
+        return labels
+    areas = np.bincount(labels.ravel())
+    small = areas < min_size
+    small[0] = False
+    return np.where(small[labels], 0, labels)
+
+
+def relabel_sequential(labels: np.ndarray) -> np.ndarray:
+    """Renumber objects 1..N keeping their order; (H, W) integer → (H, W) uint32."""
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    lookup = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.uint32)
+    lookup[ids] = np.arange(1, len(ids) + 1, dtype=np.uint32)
+    return lookup[labels]

@@ -1,0 +1,81 @@
+"""Settings of automatic segmentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from napari_segany.automatic.point_grid import PointGridParams
+
+METHODS = ("auto", "instance_head", "point_grid")
+
+
+@dataclass(frozen=True)
+class AutomaticParams:
+    """How to find every object.
+
+    Attributes
+    ----------
+    method : {"auto", "instance_head", "point_grid"}
+        ``"instance_head"``: foreground and centre maps from the model's instance head, then a
+        seeded watershed (one decoder-free pass per tile; only models trained with a head, such
+        as the embedded ``segany_cells``). ``"point_grid"``: SAM's grid of point prompts (every
+        model). ``"auto"`` takes the instance head when the model has one.
+    min_size : int
+        Objects with fewer pixels are dropped.
+    fill_holes : bool
+        Fill holes enclosed by one object.
+    foreground_threshold, seed_threshold : float
+        Instance-head method: foreground probability above which a pixel is inside an object,
+        and centre value above which pixels seed an object.
+    point_grid : PointGridParams
+        Point-grid method settings.
+    """
+
+    method: str = "auto"
+    min_size: int = 10
+    fill_holes: bool = True
+    foreground_threshold: float = 0.5
+    seed_threshold: float = 0.5
+    point_grid: PointGridParams = field(default_factory=PointGridParams)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.min_size < 0:
+            raise ValueError(f"min_size must be ≥ 0, got {self.min_size}")
+        for name in ("foreground_threshold", "seed_threshold"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+
+    @classmethod
+    def from_options(cls, **options) -> AutomaticParams:
+        """Build from flat keyword options, e.g. ``points_per_side=16, min_size=20``.
+
+        Unknown names raise a ValueError listing the valid ones.
+        """
+        own = {f.name for f in fields(cls)} - {"point_grid"}
+        grid = {f.name for f in fields(PointGridParams)}
+        unknown = set(options) - own - grid
+        if unknown:
+            raise ValueError(
+                f"unknown automatic segmentation option(s) {sorted(unknown)}; "
+                f"valid: {sorted(own | grid)}"
+            )
+        grid_options = {k: v for k, v in options.items() if k in grid}
+        return cls(
+            **{k: v for k, v in options.items() if k in own},
+            point_grid=PointGridParams(**grid_options),
+        )
+
+    def resolve_method(self, model) -> str:
+        """The method actually used with ``model`` (``"auto"`` resolved)."""
+        has_head = getattr(model, "has_instance_head", False)
+        if self.method == "auto":
+            return "instance_head" if has_head else "point_grid"
+        if self.method == "instance_head" and not has_head:
+            raise ValueError(
+                f"the {model.architecture} model has no instance head; use method='point_grid' "
+                "(or 'auto')"
+            )
+        return self.method

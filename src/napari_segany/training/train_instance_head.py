@@ -1,0 +1,145 @@
+"""Train the instance head of the embedded model on synthetic scenes, encoder frozen.
+
+Run ``python -m napari_segany.training.train_instance_head --help``. The promptable part of the
+model (image encoder, prompt encoder, mask decoder) is loaded from ``--base`` and left unchanged;
+only :class:`~napari_segany.models.instance_head.InstanceHead` learns, so interactive results are
+identical before and after. Seeded; uses a GPU when present.
+
+Loss per scene: binary cross-entropy + dice on the foreground, and binary cross-entropy of the
+centre map against :func:`~napari_segany.training.instance_targets.centre_map`, both at the
+image's full resolution (the head's stride-4 logits are upsampled bilinearly, as at inference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_segany.models.architectures import ARCHITECTURES, build_model
+from napari_segany.models.checkpoint import read_checkpoint
+from napari_segany.models.instance_head import CENTRE, FOREGROUND
+from napari_segany.models.loading import resolve_device
+from napari_segany.models.sam import SamModel
+from napari_segany.training.instance_targets import centre_map
+from napari_segany.training.losses import dice_loss
+from napari_segany.training.train_embedded import draw_scene, export_weights
+
+
+@dataclass
+class HeadConfig:
+    """Settings of an instance-head training run (recorded in the checkpoint)."""
+
+    base: str = ""
+    steps: int = 2000
+    crop: int = 256
+    scenes_per_step: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    seed: int = 1
+    device: str = "auto"
+    out: str = "segany_cells_head.pt"
+    log_every: int = 50
+
+
+def model_with_head(base_weights: str | Path, device) -> SamModel:
+    """The embedded architecture with an instance head; everything but the head from a file."""
+    spec = dataclasses.replace(ARCHITECTURES["segany_cells"], instance_head=True)
+    model = build_model(spec, seed=0)
+    state, _ = read_checkpoint(Path(base_weights))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("instance_head.") for k in missing):
+        raise ValueError(f"{base_weights} is not a segany_cells checkpoint")
+    return model.to(device)
+
+
+def head_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Loss of full-resolution head logits (B, 2, H, W) against instance labels (B, H, W)."""
+    fg_target = (labels > 0).float()
+    centre_target = torch.as_tensor(
+        np.stack([centre_map(lab) for lab in labels.cpu().numpy()]), device=logits.device
+    )
+    fg = logits[:, FOREGROUND]
+    fg_loss = F.binary_cross_entropy_with_logits(fg, fg_target) + dice_loss(fg, fg_target).mean()
+    centre_loss = F.binary_cross_entropy_with_logits(logits[:, CENTRE], centre_target)
+    return fg_loss + 2 * centre_loss
+
+
+def _lr_at(step: int, cfg: HeadConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(cfg: HeadConfig) -> Path:
+    """Train the head and export the whole model (float16) to ``cfg.out``."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = model_with_head(cfg.base, device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.instance_head.train()
+    for p in head.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    t0, recent = time.perf_counter(), []
+    for step in range(cfg.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        seeds = [
+            cfg.seed * 10_000_000 + step * cfg.scenes_per_step + i
+            for i in range(cfg.scenes_per_step)
+        ]
+        scenes = [draw_scene(s, cfg.crop) for s in seeds]
+        rgb = torch.as_tensor(np.stack([s.rgb for s in scenes]), device=device)
+        labels = torch.as_tensor(np.stack([s.labels for s in scenes]).astype(np.int64))
+        with torch.no_grad():
+            x = (rgb.permute(0, 3, 1, 2).float() - model.pixel_mean) / model.pixel_std
+            embedding = model.image_encoder(x)
+        logits = head(embedding)
+        logits = F.interpolate(logits, size=(cfg.crop, cfg.crop), mode="bilinear")
+        loss = head_loss(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        recent.append(loss.item())
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            rate = (time.perf_counter() - t0) / len(recent)
+            print(
+                f"step {step + 1}/{cfg.steps}  loss {np.mean(recent):.4f}  {rate:.2f} s/step",
+                flush=True,
+            )
+            recent, t0 = [], time.perf_counter()
+    head.eval()
+    out = Path(cfg.out)
+    export_weights(model, out, cfg, cfg.steps)
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, value in asdict(HeadConfig()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.base:
+        from importlib.resources import files
+
+        args.base = str(files("napari_segany") / "weights" / "segany_cells_v1.pt")
+    path = train(HeadConfig(**{k: v for k, v in vars(args).items() if k != "threads"}))
+    print(f"weights written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Automatic segmentation building blocks: maps → instances, point grid, metrics."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from napari_segany import Predictor, build_model
+from napari_segany.automatic.instances import (
+    fill_object_holes,
+    labels_from_maps,
+    relabel_sequential,
+    remove_small_objects,
+)
+from napari_segany.automatic.metrics import matched_objects, matching_accuracy
+from napari_segany.automatic.params import AutomaticParams
+from napari_segany.automatic.point_grid import (
+    MaskCandidate,
+    box_nms,
+    grid_points,
+    paint_candidates,
+)
+from napari_segany.automatic.tile import segment_encoded
+from napari_segany.models.architectures import ARCHITECTURES
+from napari_segany.training.instance_targets import centre_map
+
+
+def disk(shape, centre, radius):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def test_touching_objects_are_separated_by_the_centre_map():
+    labels = np.zeros((60, 90), np.int32)
+    labels[disk(labels.shape, (30, 30), 14)] = 1
+    labels[disk(labels.shape, (30, 55), 14) & (labels == 0)] = 2  # touches object 1
+    found = labels_from_maps((labels > 0).astype(float), centre_map(labels), min_size=5)
+    assert found.dtype == np.uint32
+    assert matching_accuracy(labels, found, 0.9) == 1.0
+
+
+def test_targets_and_decoding_agree_on_generated_scenes():
+    from napari_segany.synthetic import generate_scene
+
+    scores = []
+    for seed in range(3):
+        labels = np.asarray(generate_scene((192, 192), seed=seed).labels)
+        found = labels_from_maps(
+            (labels > 0).astype(np.float32), centre_map(labels), min_size=1, fill_holes=False
+        )
+        scores.append(matching_accuracy(labels, found))
+    assert np.mean(scores) > 0.95
+
+
+def test_no_foreground_gives_empty_labels():
+    out = labels_from_maps(np.zeros((8, 8)), np.ones((8, 8)))
+    assert out.shape == (8, 8) and not out.any()
+
+
+def test_maps_must_match():
+    with pytest.raises(ValueError, match="same shape"):
+        labels_from_maps(np.zeros((8, 8)), np.zeros((8, 9)))
+
+
+def test_fill_holes_only_inside_one_object():
+    labels = np.zeros((9, 9), np.uint32)
+    labels[1:6, 1:6] = 1
+    labels[3, 3] = 0  # a hole in object 1
+    labels[6:9, 6:9] = 2
+    labels[7, 7] = 0  # touches only object 2 ... but the region is enclosed: filled
+    labels[0, 8] = 0
+    filled = fill_object_holes(labels)
+    assert filled[3, 3] == 1 and filled[7, 7] == 2
+    assert filled[0, 0] == 0  # the outside stays background
+
+
+def test_small_objects_removed_and_ids_sequential():
+    labels = np.zeros((10, 10), np.int64)
+    labels[0:4, 0:4] = 5
+    labels[8, 8] = 9
+    out = relabel_sequential(remove_small_objects(labels, 3))
+    assert set(np.unique(out)) == {0, 1} and out.dtype == np.uint32
+
+
+def test_matching_counts():
+    truth = np.zeros((10, 10), int)
+    truth[0:4, 0:4] = 1
+    truth[6:10, 6:10] = 2
+    pred = np.zeros_like(truth)
+    pred[0:4, 0:3] = 7  # IoU 0.75 with object 1
+    pred[5:7, 0:2] = 8  # nothing there
+    assert matched_objects(truth, pred) == (1, 1, 1)
+    assert matching_accuracy(truth, pred) == pytest.approx(1 / 3)
+    assert matching_accuracy(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
+
+
+def test_grid_points_cover_the_image():
+    pts = grid_points(4, (100, 60))
+    assert pts.shape == (16, 2)
+    assert pts[:, 0].min() > 0 and pts[:, 0].max() < 100 and pts[:, 1].max() < 60
+    with pytest.raises(ValueError):
+        grid_points(0, (10, 10))
+
+
+def test_box_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])
+    keep = box_nms(boxes, np.array([0.5, 0.9, 0.7]), 0.7)
+    assert keep.tolist() == [1, 2]
+
+
+def test_smaller_masks_are_painted_over_larger_ones():
+    big = MaskCandidate(np.ones((10, 10), bool), (0, 0, 10, 10), 0.9, 0.95)
+    small = MaskCandidate(np.ones((3, 3), bool), (2, 2, 5, 5), 0.8, 0.97)
+    labels, scores = paint_candidates([small, big], (12, 12), min_size=1)
+    assert labels[3, 3] != labels[0, 0] and labels[0, 0] > 0
+    assert scores[int(labels[3, 3])] == (0.8, 0.97)
+    assert scores[int(labels[0, 0])] == (0.9, 0.95)
+
+
+def test_params_validation():
+    with pytest.raises(ValueError, match="method"):
+        AutomaticParams(method="magic")
+    with pytest.raises(ValueError, match="unknown"):
+        AutomaticParams.from_options(points_per_edge=3)
+    p = AutomaticParams.from_options(points_per_side=8, min_size=3)
+    assert p.point_grid.points_per_side == 8 and p.min_size == 3
+    with pytest.raises(ValueError, match="no instance head"):
+        AutomaticParams(method="instance_head").resolve_method(build_model("vit_t", img_size=64))
+
+
+@pytest.mark.parametrize("method", ["point_grid", "instance_head"])
+def test_segment_encoded_is_deterministic(method, rng):
+    spec = dataclasses.replace(ARCHITECTURES["segany_cells"], instance_head=True)
+    model = build_model(spec, img_size=128, seed=3)
+    predictor = Predictor(model)
+    image = rng.integers(0, 255, (100, 120), dtype=np.uint8)
+    predictor.set_image(image)
+    params = AutomaticParams(
+        method=method,
+        min_size=1,
+        foreground_threshold=0.3,
+        point_grid=dataclasses.replace(
+            AutomaticParams().point_grid,
+            points_per_side=6,
+            pred_iou_threshold=-1.0,
+            stability_threshold=0.0,
+        ),
+    )
+    first, scores = segment_encoded(predictor, params)
+    again, _ = segment_encoded(predictor, params)
+    assert first.shape == (100, 120) and first.dtype == np.uint32
+    np.testing.assert_array_equal(first, again)
+    assert set(scores) == set(np.unique(first)) - {0}
