@@ -1,0 +1,569 @@
+"""Label images as OME-Zarr (OME-NGFF 0.5 on zarr v3, or 0.4 on zarr v2).
+
+Two layouts are written:
+
+* **Standalone** (``path`` is new): the store's root is a multiscale label image, with
+  ``multiscales`` and ``image-label`` metadata. Large images get extra levels, each half the size
+  of the one before (nearest-neighbour), until the largest side is at most 2048 pixels.
+* **Beside an image** (``path`` is an existing OME-Zarr image): the labels go to
+  ``path/labels/<name>``, with as many levels as the image, the image's shapes and coordinate
+  transformations, and ``source.image = "../../"``; ``name`` is added to ``path/labels``' list.
+  Channel axes of the image get size 1 in the labels, as the specification asks.
+
+Data are written chunk by chunk (1024×1024 chunks); zarr- or dask-backed labels are read in
+blocks covering whole source chunks, so peak memory is a few blocks whatever the array's size.
+Lower levels are made from the level above, again block by block.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_segany.labels_io._arrays import (
+    block_shape,
+    check_labels,
+    check_scale,
+    drain,
+    iter_blocks,
+    label_dtype,
+    read_block,
+    scan_range,
+)
+from napari_segany.labels_io.atomic import atomic_output, check_writable
+from napari_segany.progress import Progress
+
+__all__ = [
+    "NGFF_VERSIONS",
+    "is_ome_zarr_image",
+    "read_ome_zarr_labels",
+    "write_ome_zarr_labels",
+    "write_ome_zarr_labels_job",
+]
+
+NGFF_VERSIONS = {"0.5": 3, "0.4": 2}
+"""Supported OME-NGFF versions and the zarr format each is stored in."""
+
+_CHUNK = 1024
+_STANDALONE_MAX_SIDE = 2048
+_MAX_LEVELS = 8
+_NGFF_UNITS = {
+    "angstrom",
+    "nanometer",
+    "micrometer",
+    "millimeter",
+    "centimeter",
+    "meter",
+}
+
+
+# ----------------------------------------------------------------------------------- metadata
+def _ome_attrs(group: Any) -> tuple[dict, str | None]:
+    """The OME attributes of a zarr group and their NGFF version (None if not OME)."""
+    attrs = dict(group.attrs)
+    if isinstance(attrs.get("ome"), dict):
+        ome = attrs["ome"]
+        return ome, str(ome.get("version", "0.5"))
+    multiscales = attrs.get("multiscales")
+    if isinstance(multiscales, list) and multiscales:
+        return attrs, str(multiscales[0].get("version", "0.4"))
+    if "labels" in attrs or "image-label" in attrs:
+        return attrs, "0.4"
+    return attrs, None
+
+
+def _open_group(path: str | os.PathLike, mode: str = "r") -> Any:
+    import zarr
+
+    return zarr.open_group(str(path), mode=mode)
+
+
+def is_ome_zarr_image(path: str | os.PathLike) -> bool:
+    """True if ``path`` is an OME-Zarr image (multiscales, not itself a label image)."""
+    try:
+        ome, version = _ome_attrs(_open_group(path))
+    except Exception:
+        return False
+    return version is not None and "multiscales" in ome and "image-label" not in ome
+
+
+def _axes(ndim: int, unit: str | None) -> list[dict]:
+    names = ["z", "y", "x"][-ndim:]
+    axes = []
+    for name in names:
+        axis = {"name": name, "type": "space"}
+        if unit in _NGFF_UNITS:
+            axis["unit"] = unit
+        axes.append(axis)
+    return axes
+
+
+def _image_label(
+    version: str,
+    colors: Mapping[int, Sequence[float]] | None,
+    properties: Sequence[Mapping[str, Any]] | None,
+    beside_image: bool,
+) -> dict:
+    entries = [{"label-value": 0, "rgba": [0, 0, 0, 0]}]
+    for value, rgba in (colors or {}).items():
+        rgba = [round(float(c) * 255) if isinstance(c, float) else int(c) for c in rgba]
+        if len(rgba) == 3:
+            rgba.append(255)
+        if len(rgba) != 4 or not all(0 <= c <= 255 for c in rgba):
+            raise ValueError(
+                f"colour of label {value} must be RGB or RGBA, 0-255 integers or 0-1 floats; "
+                f"got {list(colors[value])}"
+            )
+        if int(value) != 0:
+            entries.append({"label-value": int(value), "rgba": rgba})
+    meta: dict[str, Any] = {}
+    if version == "0.4":
+        meta["version"] = "0.4"
+    meta["colors"] = entries
+    if properties:
+        meta["properties"] = [_property(row) for row in properties]
+    if beside_image:
+        meta["source"] = {"image": "../../"}
+    return meta
+
+
+def _property(row: Mapping[str, Any]) -> dict:
+    out = {"label-value": int(row["label-value"] if "label-value" in row else row["id"])}
+    for key, value in row.items():
+        if key in ("id", "label-value") or value is None:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        out[key] = value
+    return out
+
+
+def _put_ome(group: Any, version: str, meta: dict) -> None:
+    if version == "0.4":
+        group.attrs.update(meta)
+    else:
+        group.attrs.update({"ome": {"version": version, **meta}})
+
+
+# ------------------------------------------------------------------------------------ writing
+def write_ome_zarr_labels(
+    path: str | os.PathLike,
+    labels: Any,
+    *,
+    name: str = "segmentation",
+    scale: Sequence[float] | None = None,
+    unit: str | None = "micrometer",
+    version: str | None = None,
+    colors: Mapping[int, Sequence[float]] | None = None,
+    properties: Sequence[Mapping[str, Any]] | None = None,
+    levels: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a label image as OME-Zarr, atomically.
+
+    Parameters
+    ----------
+    path : path
+        A new ``.zarr`` store (standalone label image), or an existing OME-Zarr image, in which
+        case the labels are written to ``path/labels/<name>`` (see the module docstring).
+    labels : array (H, W) or (Z, H, W)
+        Integer IDs, 0 = background; numpy, zarr or dask. Stored as uint16 when the largest ID
+        fits, else uint32. Beside an image, the shape must equal the image's non-channel axes.
+    name : str
+        Name of the label image (the ``labels/`` entry and the multiscale's name).
+    scale : sequence of float, optional
+        Pixel size per axis in ``unit`` (standalone only; beside an image the image's
+        coordinate transformations are used).
+    unit : str
+        Unit of ``scale``, written on the axes when it is an NGFF length unit.
+    version : {"0.5", "0.4"}, optional
+        OME-NGFF version: "0.5" on zarr v3 (the default for a new store) or "0.4" on zarr v2.
+        Beside an image, the image's version is used and another one is an error.
+    colors : mapping of int to RGB(A), optional
+        Display colours per label ID (0-255 ints or 0-1 floats); ID 0 is always transparent.
+    properties : sequence of mappings, optional
+        Per-object properties, each with ``id`` (or ``label-value``), e.g. object table rows.
+    levels : int, optional
+        Number of resolution levels of a standalone image (default: halve until ≤ 2048 px).
+    overwrite : bool
+        Replace an existing output (the store, or ``labels/<name>`` of an image).
+
+    Returns
+    -------
+    pathlib.Path
+        The label image's group: ``path`` or ``path/labels/<name>``.
+    """
+    return drain(
+        write_ome_zarr_labels_job(
+            path,
+            labels,
+            name=name,
+            scale=scale,
+            unit=unit,
+            version=version,
+            colors=colors,
+            properties=properties,
+            levels=levels,
+            overwrite=overwrite,
+        )
+    )
+
+
+def write_ome_zarr_labels_job(
+    path: str | os.PathLike,
+    labels: Any,
+    *,
+    name: str = "segmentation",
+    scale: Sequence[float] | None = None,
+    unit: str | None = "micrometer",
+    version: str | None = None,
+    colors: Mapping[int, Sequence[float]] | None = None,
+    properties: Sequence[Mapping[str, Any]] | None = None,
+    levels: int | None = None,
+    overwrite: bool = False,
+) -> Generator[Progress, None, Path]:
+    """:func:`write_ome_zarr_labels` as a job: yields :class:`Progress`, returns the group path.
+
+    Closing the generator cancels; the temporary store is removed and nothing else changes.
+    """
+    labels = check_labels(labels)
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"label name must be a plain folder name, got {name!r}")
+    if version is not None and version not in NGFF_VERSIONS:
+        raise ValueError(
+            f"OME-Zarr version must be one of {sorted(NGFF_VERSIONS)}, got {version!r}"
+        )
+    path = Path(path).expanduser().absolute()
+    if is_ome_zarr_image(path):
+        plan = _plan_beside_image(path, labels, name, version)
+        target = path / "labels" / name
+    else:
+        scale = check_scale(scale, labels.ndim)
+        plan = _plan_standalone(labels, name, scale, unit, version or "0.5", levels)
+        target = path
+    check_writable(target, overwrite=overwrite)
+    _low, high = yield from scan_range(labels)
+    dtype = label_dtype(high)
+    image_label = _image_label(plan["version"], colors, properties, plan["beside"])
+    if plan["beside"]:
+        _ensure_labels_group(path, plan["version"])
+    with atomic_output(target, overwrite=overwrite) as temporary:
+        yield from _write_levels(temporary, labels, dtype, plan, image_label)
+    if plan["beside"]:
+        _register_label(path, name, plan["version"])
+    return target
+
+
+def _plan_standalone(
+    labels: Any,
+    name: str,
+    scale: tuple[float, ...] | None,
+    unit: str | None,
+    version: str,
+    levels: int | None,
+) -> dict:
+    shape = tuple(int(n) for n in labels.shape)
+    if levels is None:
+        levels = 1
+        while max(shape[-2:]) / 2 ** (levels - 1) > _STANDALONE_MAX_SIDE and levels < _MAX_LEVELS:
+            levels += 1
+    if levels < 1:
+        raise ValueError(f"levels must be at least 1, got {levels}")
+    base = scale or (1.0,) * len(shape)
+    shapes, datasets = [], []
+    for level in range(levels):
+        factor = 2**level
+        level_shape = shape[:-2] + tuple(max(1, math.ceil(n / factor)) for n in shape[-2:])
+        level_scale = list(base[:-2]) + [
+            s * n / m for s, n, m in zip(base[-2:], shape[-2:], level_shape[-2:], strict=True)
+        ]
+        shapes.append(level_shape)
+        datasets.append(
+            {
+                "path": str(level),
+                "coordinateTransformations": [{"type": "scale", "scale": level_scale}],
+            }
+        )
+    multiscale = {"name": name, "axes": _axes(len(shape), unit if scale else None)}
+    multiscale["datasets"] = datasets
+    if version == "0.4":
+        multiscale = {"version": "0.4", **multiscale}
+    return {
+        "beside": False,
+        "version": version,
+        "shapes": shapes,
+        "channel_axes": (),
+        "multiscale": multiscale,
+    }
+
+
+def _plan_beside_image(path: Path, labels: Any, name: str, version: str | None) -> dict:
+    group = _open_group(path)
+    ome, image_version = _ome_attrs(group)
+    if version is not None and version != image_version:
+        raise ValueError(
+            f"{path} is an OME-Zarr {image_version} image; its labels must use the same version "
+            f"(asked for {version}). Leave the version unset to match the image."
+        )
+    if image_version not in NGFF_VERSIONS:
+        raise ValueError(f"{path} is OME-Zarr {image_version}; only 0.4 and 0.5 can get labels")
+    image_ms = ome["multiscales"][0]
+    ndim = len(group[image_ms["datasets"][0]["path"]].shape)
+    axes = image_ms.get("axes") or [{"name": n} for n in "tczyx"[-ndim:]]
+    axes = [{"name": a} if isinstance(a, str) else dict(a) for a in axes]
+    channel_axes = tuple(
+        i for i, a in enumerate(axes) if a.get("type") == "channel" or a["name"] == "c"
+    )
+    shapes = []
+    for dataset in image_ms["datasets"]:
+        full = tuple(int(n) for n in group[dataset["path"]].shape)
+        shapes.append(tuple(1 if i in channel_axes else n for i, n in enumerate(full)))
+    spatial0 = tuple(n for i, n in enumerate(shapes[0]) if i not in channel_axes)
+    spatial_names = [a["name"] for i, a in enumerate(axes) if i not in channel_axes]
+    if spatial0 != tuple(int(n) for n in labels.shape):
+        raise ValueError(
+            f"labels of shape {tuple(labels.shape)} do not match the image at {path}, whose "
+            f"non-channel axes ({', '.join(spatial_names)}) "
+            f"have shape {spatial0}. Save labels of the image's full size."
+        )
+    datasets = [
+        {"path": str(level), "coordinateTransformations": _label_transforms(d, channel_axes)}
+        for level, d in enumerate(image_ms["datasets"])
+    ]
+    multiscale = {"name": name, "axes": axes, "datasets": datasets}
+    if image_version == "0.4":
+        multiscale = {"version": "0.4", **multiscale}
+    return {
+        "beside": True,
+        "version": image_version,
+        "shapes": shapes,
+        "channel_axes": channel_axes,
+        "multiscale": multiscale,
+    }
+
+
+def _label_transforms(dataset: Mapping, channel_axes: tuple[int, ...]) -> list[dict]:
+    """The image level's transformations, reused: labels share the image's coordinates."""
+    return [dict(t) for t in dataset.get("coordinateTransformations", [])]
+
+
+def _ensure_labels_group(image: Path, version: str) -> None:
+    import zarr
+
+    root = zarr.open_group(str(image), mode="r+")
+    if "labels" not in root:
+        group = root.create_group("labels")
+        _put_ome(group, version, {"labels": []})
+
+
+def _register_label(image: Path, name: str, version: str) -> None:
+    import zarr
+
+    group = zarr.open_group(str(image / "labels"), mode="r+")
+    ome, _ = _ome_attrs(group)
+    names = [n for n in ome.get("labels", []) if n != name] + [name]
+    _put_ome(group, version, {"labels": names})
+
+
+def _write_levels(
+    store: Path, labels: Any, dtype: np.dtype, plan: dict, image_label: dict
+) -> Generator[Progress, None, None]:
+    import zarr
+
+    version = plan["version"]
+    zarr_format = NGFF_VERSIONS[version]
+    root = zarr.open_group(str(store), mode="w", zarr_format=zarr_format)
+    names = [a["name"] for a in plan["multiscale"]["axes"]]
+    spatial = [i for i in range(len(names)) if i not in plan["channel_axes"]]
+    arrays = []
+    for level, shape in enumerate(plan["shapes"]):
+        chunks = tuple(1 if i not in spatial[-2:] else min(_CHUNK, n) for i, n in enumerate(shape))
+        options: dict[str, Any] = {}
+        if zarr_format == 2:
+            options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+        else:
+            options["dimension_names"] = names
+        arrays.append(
+            root.create_array(
+                str(level), shape=shape, chunks=chunks, dtype=dtype, fill_value=0, **options
+            )
+        )
+    # Jobs: level 0 from the source, then each level from the one above.
+    level_blocks = []
+    for level, array in enumerate(arrays):
+        out_chunks = tuple(array.chunks[i] for i in spatial)
+        spatial_shape = tuple(array.shape[i] for i in spatial)
+        # level 0 reads whole source chunks; lower levels read about 2×2 chunks of the level above
+        block = block_shape(labels, out_chunks) if level == 0 else out_chunks
+        level_blocks.append(list(iter_blocks(spatial_shape, block)))
+    total, done = sum(len(b) for b in level_blocks), 0
+    for level, (array, blocks) in enumerate(zip(arrays, level_blocks, strict=True)):
+        for index in blocks:
+            if level == 0:
+                values = read_block(labels, index).astype(dtype, copy=False)
+            else:
+                values = _downsample_block(arrays[level - 1], array, index, spatial)
+            _write_block(array, index, values, spatial)
+            done += 1
+            yield Progress(done, total, f"writing OME-Zarr level {level}")
+    _put_ome(root, version, {"multiscales": [plan["multiscale"]], "image-label": image_label})
+
+
+def _full_index(ndim: int, spatial: list[int], index: tuple[slice, ...]) -> tuple[slice, ...]:
+    full = [slice(0, 1)] * ndim
+    for axis, sl in zip(spatial, index, strict=True):
+        full[axis] = sl
+    return tuple(full)
+
+
+def _write_block(array: Any, index: tuple[slice, ...], values: np.ndarray, spatial: list[int]):
+    full = _full_index(array.ndim, spatial, index)
+    array[full] = values.reshape(tuple(s.stop - s.start for s in full))
+
+
+def _downsample_block(
+    source: Any, target: Any, index: tuple[slice, ...], spatial: list[int]
+) -> np.ndarray:
+    """Nearest-neighbour values of ``target[index]`` sampled at pixel centres of ``source``."""
+    picks = []
+    for axis, sl in zip(spatial, index, strict=True):
+        n_out, n_in = target.shape[axis], source.shape[axis]
+        centres = np.arange(sl.start, sl.stop)
+        picks.append(np.minimum(((centres + 0.5) * n_in / n_out).astype(np.int64), n_in - 1))
+    region = tuple(slice(int(p[0]), int(p[-1]) + 1) for p in picks)
+    values = np.asarray(source[_full_index(source.ndim, spatial, region)])
+    values = values.reshape(tuple(s.stop - s.start for s in region))
+    local = np.ix_(*[p - p[0] for p in picks])
+    return values[local]
+
+
+# ------------------------------------------------------------------------------------ reading
+def _find_label_group(path: Path, name: str | None) -> tuple[Any, str]:
+    """The zarr group of a label image at ``path`` (itself, or one under its ``labels/``)."""
+    root = _open_group(path)
+    ome, version = _ome_attrs(root)
+    if "image-label" in ome:
+        return root, version or "0.4"
+    if "labels" in root:
+        labels_group = root["labels"]
+        listed, _ = _ome_attrs(labels_group)
+        names = list(listed.get("labels", []))
+        if not names:
+            raise ValueError(f"{path}/labels lists no label images")
+        chosen = name or names[0]
+        if chosen not in names:
+            raise ValueError(f"{path} has no labels named {chosen!r}; it has {names}")
+        group = labels_group[chosen]
+        return group, _ome_attrs(group)[1] or version or "0.4"
+    if "multiscales" in ome:  # a multiscale image without label metadata
+        return root, version or "0.4"
+    raise ValueError(f"{path} is a zarr group without OME-Zarr label metadata")
+
+
+def read_ome_zarr_labels(
+    path: str | os.PathLike, *, name: str | None = None, lazy: bool = False
+) -> tuple[Any, dict]:
+    """Read labels from an OME-Zarr label image, an image's ``labels/``, or a plain zarr array.
+
+    Parameters
+    ----------
+    path : path
+        A ``.zarr`` store: a label image (standalone, or ``image.zarr/labels/<name>``), an
+        OME-Zarr image with a ``labels/`` group (the first listed, or ``name``), or a zarr
+        array of integers.
+    name : str, optional
+        Which entry of an image's ``labels/`` group to read.
+    lazy : bool
+        Return the full-resolution level as a read-only zarr array instead of numpy.
+
+    Returns
+    -------
+    labels : np.ndarray or zarr.Array (H, W) or (Z, H, W)
+        Full-resolution IDs; size-1 channel axes are dropped (loaded with numpy when lazy and
+        such axes exist).
+    metadata : dict
+        ``scale`` and ``translate`` per returned axis (None when absent), ``unit``, ``axes``,
+        ``name``, ``version``, ``format`` ("ome-zarr" or "zarr"), ``colors`` (id → RGBA),
+        ``properties`` (list of dicts) and ``levels`` (read-only zarr arrays, finest first,
+        with the channel axes kept).
+
+    Raises
+    ------
+    ValueError
+        Not a zarr store, no labels inside, or non-integer data.
+    """
+    import zarr
+
+    path = Path(path)
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as error:
+        raise ValueError(f"{path} is not a zarr store ({error})") from error
+    if isinstance(node, zarr.Array):
+        _check_integer(node, path)
+        data = node if lazy else np.asarray(node[...])
+        meta = {"scale": None, "translate": None, "unit": None, "axes": None, "name": path.stem}
+        meta.update(version=None, format="zarr", colors={}, properties=[], levels=[node])
+        return data, meta
+    group, version = _find_label_group(path, name)
+    ome, _ = _ome_attrs(group)
+    multiscale = ome["multiscales"][0]
+    datasets = multiscale["datasets"]
+    levels = [group[d["path"]] for d in datasets]
+    _check_integer(levels[0], path)
+    axes = [{"name": a} if isinstance(a, str) else dict(a) for a in multiscale.get("axes", [])]
+    ndim = levels[0].ndim
+    if len(axes) != ndim:
+        axes = [{"name": n} for n in "tczyx"[-ndim:]]
+    keep = [
+        i for i, a in enumerate(axes)
+        if not ((a.get("type") == "channel" or a["name"] == "c") and levels[0].shape[i] == 1)
+    ]  # fmt: skip
+    transforms = datasets[0].get("coordinateTransformations", [])
+    scale = translate = None
+    for t in transforms:
+        if t.get("type") == "scale" and "scale" in t:
+            scale = tuple(float(t["scale"][i]) for i in keep)
+        if t.get("type") == "translation" and "translation" in t:
+            translate = tuple(float(t["translation"][i]) for i in keep)
+    units = {axes[i].get("unit") for i in keep if axes[i].get("type", "space") == "space"}
+    unit = units.pop() if len(units) == 1 else None
+    image_label = ome.get("image-label", {}) or {}
+    colors = {
+        int(c["label-value"]): tuple(c["rgba"])
+        for c in image_label.get("colors", [])
+        if "label-value" in c and "rgba" in c
+    }
+    full = levels[0]
+    if len(keep) == ndim:
+        data = full if lazy else np.asarray(full[...])
+    else:
+        index = tuple(slice(None) if i in keep else 0 for i in range(ndim))
+        data = np.asarray(full[index])
+    metadata = {
+        "scale": scale,
+        "translate": translate,
+        "unit": unit,
+        "axes": [axes[i]["name"] for i in keep],
+        "name": multiscale.get("name") or Path(str(group.store_path)).name,
+        "version": version,
+        "format": "ome-zarr",
+        "colors": colors,
+        "properties": list(image_label.get("properties", [])),
+        "levels": levels,
+    }
+    return data, metadata
+
+
+def _check_integer(array: Any, path: Path) -> None:
+    if not np.issubdtype(np.dtype(array.dtype), np.integer):
+        raise ValueError(
+            f"{path} holds {array.dtype} values, not integer label IDs; open it as an image"
+        )
