@@ -1,0 +1,491 @@
+"""Segment a 2D image of any size: tiled embeddings, encoded in the background, prompts anywhere.
+
+A :class:`SegmentationSession` holds one 2D plane (numpy, dask or zarr; never loaded whole), a
+model and a :class:`~napari_segany.tiling.TileGrid` chosen from the model's input size. Tiles are
+encoded by :meth:`SegmentationSession.encode`, a generator that yields a
+:class:`~napari_segany.progress.Progress` per tile (run it in a napari worker, or with
+:func:`~napari_segany.progress.run_with_progress`), or on demand when a prompt needs them.
+Embeddings live in memory or in a zarr store (:mod:`napari_segany.embedding_cache`).
+
+Prompts are (row, col) image pixels. A prompt is decoded on the tile whose inner region holds
+it. When the prompts do not fit in that tile, or the mask it gives runs into the tile's edge
+inside the image (the object is cut by the tile), it is decoded again on a *window* centred on
+the prompts and the mask, encoded on demand and kept in a small in-memory LRU. So an object that
+crosses a seam comes back whole, in image coordinates.
+
+>>> session = SegmentationSession(big_image, load_model())  # doctest: +SKIP
+>>> run_with_progress(session.encode())  # doctest: +SKIP
+>>> result = session.predict(points=[[12000, 3050]])  # doctest: +SKIP
+>>> labels[result.region()] |= result.masks[result.best]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xxhash
+
+from napari_segany.image_prep import intensity_range as _intensity_range
+from napari_segany.image_prep import to_rgb_uint8
+from napari_segany.image_source import ImageSource, open_image
+from napari_segany.models.sam import SamModel
+from napari_segany.predictor import ImageEmbedding, Predictor, resize_for_model
+from napari_segany.progress import Progress
+from napari_segany.prompts import validate_prompts
+from napari_segany.tiling import Region, Tile, TileGrid
+
+__all__ = ["RegionPrediction", "SegmentationSession", "content_hash"]
+
+#: Window embeddings kept in memory for prompts across seams.
+WINDOW_CACHE_SIZE = 4
+#: Tile embeddings loaded from a zarr cache kept in memory.
+TILE_CACHE_SIZE = 16
+
+
+def content_hash(pixels: np.ndarray) -> str:
+    """xxh3-128 hex digest of an array's shape, dtype and bytes (an image tile's identity)."""
+    h = xxhash.xxh3_128()
+    h.update(f"{pixels.shape}|{pixels.dtype.str}|".encode())
+    h.update(np.ascontiguousarray(pixels).data)
+    return h.hexdigest()
+
+
+@dataclass
+class RegionPrediction:
+    """Masks for one prompt, on the part of the image they were decoded on.
+
+    Attributes
+    ----------
+    masks : ndarray, shape (K, h, w), bool
+        K = 3 candidates with ``multimask`` else 1; pixel [k, i, j] is image pixel
+        (offset[0] + i, offset[1] + j).
+    scores : ndarray, shape (K,)
+        Predicted IoU of each mask.
+    logits : ndarray, shape (K, 256, 256)
+        Low-resolution logits, fed back by ``SegmentationSession.predict(previous=...)``.
+    offset : (int, int)
+        Image (row, col) of ``masks[:, 0, 0]``.
+    window : tuple
+        The embedding the masks were decoded on: ``("tile", index)`` or
+        ``("window", row0, col0, row1, col1)``.
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    logits: np.ndarray
+    offset: tuple[int, int]
+    window: tuple
+
+    @property
+    def best(self) -> int:
+        """Index of the mask with the highest predicted IoU."""
+        return int(np.argmax(self.scores))
+
+    def region(self) -> tuple[slice, slice]:
+        """Image (row_slice, col_slice) where the masks sit: ``image[region()]`` ↔ ``masks[k]``."""
+        h, w = self.masks.shape[-2:]
+        r, c = self.offset
+        return slice(r, r + h), slice(c, c + w)
+
+
+class SegmentationSession:
+    """Prompted segmentation of one 2D image of any size, with tiled, cached embeddings.
+
+    Parameters
+    ----------
+    image : array-like, path or ImageSource
+        One 2D plane, (H, W), (H, W, 3|4) or multichannel with ``channel_axis``; numpy, dask or
+        zarr (read tile by tile, never whole), or a file path (see
+        :func:`napari_segany.image_source.open_image`).
+    model : SamModel
+        From :func:`napari_segany.load_model` or :func:`napari_segany.build_model`.
+    channel_axis : int, optional
+        Axis of the channels in ``image``.
+    tile_size, halo : int, optional
+        Tiling (outer tile size and minimum halo in pixels). Default: the model's input size and
+        :func:`napari_segany.tiling.default_halo`; an image that fits one input is one tile.
+    cache : str or Path, optional
+        A ``.zarr`` embeddings store, created, validated and resumed (see
+        :class:`napari_segany.embedding_cache.EmbeddingCache`). None keeps embeddings in memory.
+    precision : {"fp32", "bf16"}
+        Encoder precision (see :class:`napari_segany.Predictor`).
+    intensity_range : (low, high) or ndarray (C, 2), optional
+        Scaling of the pixel values to 8 bits. Default: robust percentiles computed once on a
+        subsample of the whole image, so every tile is scaled the same way.
+    plane : int or sequence of int, optional
+        Plane of a stack to segment (see :class:`napari_segany.image_source.ImageSource`).
+    overwrite_cache : bool
+        Replace a ``cache`` made for another image, model or tiling instead of raising
+        :class:`~napari_segany.embedding_cache.CacheMismatchError`.
+    cache_dtype : {"float16", "float32"}
+        How a zarr cache stores features (float16 halves the size; masks match float32 within
+        IoU 0.99, see tests/test_embedding_cache.py).
+    """
+
+    def __init__(
+        self,
+        image,
+        model: SamModel,
+        *,
+        channel_axis: int | None = None,
+        tile_size: int | None = None,
+        halo: int | None = None,
+        cache: str | Path | None = None,
+        precision: str = "fp32",
+        intensity_range=None,
+        plane=None,
+        overwrite_cache: bool = False,
+        cache_dtype: str = "float16",
+    ) -> None:
+        self.source: ImageSource = open_image(image, channel_axis=channel_axis, plane=plane)
+        self.model = model
+        self.precision = precision
+        self._predictor = Predictor(model, precision)
+        self.grid = TileGrid.for_model(self.source.shape, model.image_size, tile_size, halo)
+        self._sample_hash: str | None = None
+        self._ranges = self._resolve_ranges(intensity_range)
+        self._lock = threading.RLock()
+        self._tiles: dict[int, ImageEmbedding] | OrderedDict = OrderedDict()
+        self._windows: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
+        self._constant: dict[tuple, torch.Tensor] = {}
+        self._current: tuple | None = None
+        self.cache = None
+        if cache is not None:
+            from napari_segany.embedding_cache import EmbeddingCache, session_signature
+
+            signature = session_signature(self, cache_dtype)
+            self.cache = EmbeddingCache.open(
+                cache, signature, len(self.grid), overwrite=overwrite_cache, dtype=cache_dtype
+            )
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the image plane."""
+        return self.source.shape
+
+    @property
+    def intensity_range(self) -> np.ndarray | None:
+        """(C, 2) per-channel (low, high) used for every tile; None for 8-bit RGB (unchanged)."""
+        return None if self._ranges is None else self._ranges.copy()
+
+    @property
+    def sample_hash(self) -> str:
+        """Fingerprint of a fixed subsample of the image (part of a cache's signature)."""
+        if self._sample_hash is None:
+            self._sample_hash = content_hash(self.source.sample())
+        return self._sample_hash
+
+    def _resolve_ranges(self, given) -> np.ndarray | None:
+        probe = self.source.read(slice(0, 1), slice(0, 1))
+        from napari_segany.image_prep import channel_layout
+
+        layout = channel_layout(probe, self.source.prep_channel_axis)
+        if layout.passthrough:
+            return None
+        count = 1 if self.source.channels is None else self.source.channels
+        if given is not None:
+            ranges = np.asarray(given, dtype=np.float64)
+            if ranges.shape == (2,):
+                ranges = np.tile(ranges, (count, 1))
+            if ranges.shape != (count, 2) or not np.isfinite(ranges).all():
+                raise ValueError(
+                    f"intensity_range must be (low, high) or ({count}, 2) finite values for "
+                    f"this image with {count} channel(s), got {np.asarray(given).tolist()}"
+                )
+            return ranges
+        sample = self.source.sample()
+        self._sample_hash = content_hash(sample)
+        return _intensity_range(sample, self.source.prep_channel_axis)
+
+    # -- pixels and encoding -----------------------------------------------------------------
+    def _rgb(self, region: Region) -> tuple[np.ndarray, np.ndarray]:
+        raw = self.source.read(*region)
+        rgb = to_rgb_uint8(raw, channel_axis=self.source.prep_channel_axis, ranges=self._ranges)
+        return raw, rgb
+
+    def tile_image(self, index: int) -> np.ndarray:
+        """The tile's outer pixels as the model sees them: (h, w, 3) uint8."""
+        return self._rgb(self._tile(index).outer)[1]
+
+    def _tile(self, index: int) -> Tile:
+        if not 0 <= int(index) < len(self.grid):
+            raise IndexError(f"tile index {index} out of range for {len(self.grid)} tiles")
+        return self.grid.tiles[int(index)]
+
+    def _embed_rgb(self, rgb: np.ndarray) -> ImageEmbedding:
+        model = self.model
+        x = resize_for_model(rgb, model.image_size, model.upscale_input)
+        # A constant tile (empty background) always gives the same features: encode it once.
+        flat = rgb.reshape(-1, 3)
+        constant = bool((flat == flat[0]).all())
+        key = (tuple(int(v) for v in flat[0]), rgb.shape[:2])
+        features = self._constant.get(key) if constant else None
+        if features is None:
+            features = self._predictor.encode(x.to(model.device)).cpu()
+            if constant:
+                self._constant[key] = features
+        return ImageEmbedding(
+            features=features,
+            original_size=(int(rgb.shape[0]), int(rgb.shape[1])),
+            input_size=(int(x.shape[2]), int(x.shape[3])),
+            architecture=model.architecture,
+        )
+
+    def _encode_tile(self, index: int) -> ImageEmbedding:
+        raw, rgb = self._rgb(self._tile(index).outer)
+        embedding = self._embed_rgb(rgb)
+        with self._lock:
+            if self.cache is not None:
+                self.cache.write(index, embedding, content_hash(raw))
+            self._remember_tile(index, embedding)
+        return embedding
+
+    def _remember_tile(self, index: int, embedding: ImageEmbedding) -> None:
+        self._tiles[index] = embedding
+        if self.cache is not None:
+            self._tiles.move_to_end(index)
+            while len(self._tiles) > TILE_CACHE_SIZE:
+                self._tiles.popitem(last=False)
+
+    def _available(self, index: int) -> bool:
+        return index in self._tiles or (self.cache is not None and self.cache.is_done(index))
+
+    def is_encoded(self, region: Region | None = None) -> bool:
+        """True when every tile meeting ``region`` (default: the whole image) is available."""
+        return all(self._available(i) for i in self.grid.tiles_meeting(region))
+
+    def encode(self, priority: Region | None = None) -> Generator[Progress, None, None]:
+        """Encode every tile not available yet, yielding progress after each tile.
+
+        Parameters
+        ----------
+        priority : (slice, slice), optional
+            Image (row, col) region (the current view, a prompt) whose tiles are encoded first,
+            then the others nearest first.
+
+        Yields
+        ------
+        Progress
+            ``done`` counts all available tiles (also those cached earlier), ``total`` all tiles.
+
+        Closing the generator cancels between tiles; tiles finished so far stay available (and
+        written to the zarr cache, if any), so a later ``encode()`` resumes.
+        """
+        total = len(self.grid)
+        todo = [i for i in self.grid.order(priority) if not self._available(i)]
+        done = total - len(todo)
+        for index in todo:
+            if not self._available(index):  # a prompt may have encoded it meanwhile
+                self._encode_tile(index)
+            done += 1
+            yield Progress(done, total, f"encoding tile {done}/{total}")
+
+    def tile_embedding(self, index: int) -> ImageEmbedding:
+        """The embedding of one tile, loaded from the cache or encoded now if needed."""
+        self._tile(index)
+        with self._lock:
+            embedding = self._tiles.get(index)
+            if embedding is not None:
+                if self.cache is not None:
+                    self._tiles.move_to_end(index)
+                return embedding
+        if self.cache is not None and self.cache.is_done(index):
+            raw = self.source.read(*self._tile(index).outer)
+            embedding = self.cache.read(index, content_hash(raw))
+            if embedding is not None:
+                with self._lock:
+                    self._remember_tile(index, embedding)
+                return embedding
+        return self._encode_tile(index)
+
+    # -- prompts -----------------------------------------------------------------------------
+    def predict(
+        self,
+        points=None,
+        point_labels=None,
+        box=None,
+        previous: RegionPrediction | None = None,
+        multimask: bool = True,
+    ) -> RegionPrediction:
+        """Masks for point and/or box prompts anywhere on the image.
+
+        Parameters
+        ----------
+        points : array-like, shape (N, 2), optional
+            (row, col) image pixels.
+        point_labels : array-like, shape (N,), optional
+            1 foreground, 0 background (default all 1).
+        box : array-like, shape (4,), optional
+            (row0, col0, row1, col1) image pixels.
+        previous : RegionPrediction, optional
+            An earlier result to refine: its best low-resolution logits are the mask prompt when
+            it was decoded on the window used now (it is then reused if it holds the prompts);
+            otherwise it is ignored.
+        multimask : bool
+            Three candidate masks (True) or one.
+
+        Returns
+        -------
+        RegionPrediction
+            Masks of the window they were decoded on (a tile, or a window around an object
+            that crosses tile seams), with its offset in the image.
+        """
+        pts, labels, bx = validate_prompts(self.shape, points, point_labels, box)
+        if pts is None and bx is None:
+            raise ValueError("Give at least one prompt: points or a box.")
+        extent = _extent(pts, bx)
+        prompts = (pts, labels, bx)
+        window = None
+        if previous is not None and self._holds(previous.window, extent):
+            window = previous.window
+        elif len(self.grid) == 1:
+            window = ("tile", 0)
+        else:
+            tile = self.grid.tile_at((extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2)
+            if self._holds(("tile", tile.index), extent):
+                window = ("tile", tile.index)
+        result = None
+        if window is not None:
+            result = self._decode(window, prompts, previous, multimask)
+            if not self._is_cut(result):
+                return result
+        # The prompts span tiles or the object runs out of the tile: decode on a window
+        # centred on the prompts; if the object is still cut, on one centred on the prompts and
+        # the mask so far (larger if needed).
+        window = self._centred_window(extent)
+        for _ in range(2):
+            if result is not None and window == result.window:
+                break
+            result = self._decode(window, prompts, previous, multimask)
+            if not self._is_cut(result):
+                break
+            window = self._centred_window(_union(extent, _mask_extent(result)))
+        return result
+
+    def _window_bounds(self, window: tuple) -> tuple[int, int, int, int]:
+        if window[0] == "tile":
+            if not 0 <= window[1] < len(self.grid):
+                return (0, 0, 0, 0)
+            rows, cols = self.grid.tiles[window[1]].outer
+            return rows.start, cols.start, rows.stop, cols.stop
+        return tuple(window[1:5])
+
+    def _holds(self, window, extent) -> bool:
+        """The window contains the prompts' extent (pixel centres)."""
+        if not isinstance(window, tuple) or len(window) < 2:
+            return False
+        r0, c0, r1, c1 = self._window_bounds(window)
+        return r0 <= extent[0] and c0 <= extent[1] and extent[2] <= r1 - 1 and extent[3] <= c1 - 1
+
+    def _is_cut(self, result: RegionPrediction) -> bool:
+        """The best mask runs into an edge of its window that is not the image border.
+
+        An edge counts when the mask covers at least ``max(4, 0.05 * sqrt(area))`` of its
+        pixels: a few stray pixels touching the edge are not a cut object, and an object poking
+        out by less than that has lost a negligible sliver (a chord of 0.05 × its diameter
+        hides about 0.1 % of its radius).
+        """
+        mask = result.masks[result.best]
+        area = int(mask.sum())
+        if area == 0:
+            return False
+        need = max(4.0, 0.05 * np.sqrt(area))
+        h, w = mask.shape
+        r, c = result.offset
+        H, W = self.shape
+        edges = (
+            (r > 0, mask[0]),
+            (r + h < H, mask[-1]),
+            (c > 0, mask[:, 0]),
+            (c + w < W, mask[:, -1]),
+        )
+        return any(inside and int(line.sum()) >= need for inside, line in edges)
+
+    def _centred_window(self, span) -> tuple:
+        """A window of the tile size (larger if the span needs it) centred on ``span``."""
+        H, W = self.shape
+        bounds = []
+        for lo, hi, size, tile, margin in (
+            (span[0], span[2], H, self.grid.tile_size[0], self.grid.halo[0]),
+            (span[1], span[3], W, self.grid.tile_size[1], self.grid.halo[1]),
+        ):
+            margin = max(margin, 16)
+            need = int(np.ceil(hi - lo)) + 1 + 2 * margin
+            side = min(size, max(tile, need))
+            start = round((lo + hi) / 2 - side / 2)
+            start = min(max(start, 0), size - side)
+            bounds.append((start, start + side))
+        (r0, r1), (c0, c1) = bounds
+        return ("window", r0, c0, r1, c1)
+
+    def _window_embedding(self, window: tuple) -> ImageEmbedding:
+        if window[0] == "tile":
+            return self.tile_embedding(window[1])
+        with self._lock:
+            embedding = self._windows.get(window)
+            if embedding is not None:
+                self._windows.move_to_end(window)
+                return embedding
+        r0, c0, r1, c1 = window[1:5]
+        embedding = self._embed_rgb(self._rgb((slice(r0, r1), slice(c0, c1)))[1])
+        with self._lock:
+            self._windows[window] = embedding
+            while len(self._windows) > WINDOW_CACHE_SIZE:
+                self._windows.popitem(last=False)
+        return embedding
+
+    def _decode(self, window, prompts, previous, multimask) -> RegionPrediction:
+        pts, labels, bx = prompts
+        embedding = self._window_embedding(window)
+        if self._current != window:
+            self._predictor.set_embedding(embedding)
+            self._current = window
+        r0, c0 = self._window_bounds(window)[:2]
+        offset = np.array([r0, c0], dtype=np.float64)
+        mask_input = None
+        if previous is not None and previous.window == window:
+            mask_input = previous.logits[previous.best]
+        prediction = self._predictor.predict(
+            points=None if pts is None else pts - offset,
+            point_labels=labels,
+            box=None if bx is None else bx - np.tile(offset, 2),
+            mask_input=mask_input,
+            multimask=multimask,
+        )
+        return RegionPrediction(
+            masks=prediction.masks,
+            scores=prediction.scores,
+            logits=prediction.logits,
+            offset=(int(r0), int(c0)),
+            window=window,
+        )
+
+
+def _extent(pts, bx) -> tuple[float, float, float, float]:
+    """(row_min, col_min, row_max, col_max) of all prompt coordinates."""
+    coords = []
+    if pts is not None:
+        coords.append(pts)
+    if bx is not None:
+        coords.append(bx.reshape(2, 2))
+    allc = np.concatenate(coords)
+    return (*allc.min(axis=0).tolist(), *allc.max(axis=0).tolist())
+
+
+def _mask_extent(result: RegionPrediction) -> tuple[int, int, int, int]:
+    mask = result.masks[result.best]
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    r, c = result.offset
+    return (r + rows[0], c + cols[0], r + rows[-1], c + cols[-1])
+
+
+def _union(a, b):
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))

@@ -1,0 +1,190 @@
+"""SegmentationSession: tiled encoding, priority, cancelling, prompts anywhere and across seams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_segany import Predictor, build_model
+from napari_segany.image_prep import intensity_range, to_rgb_uint8
+from napari_segany.progress import Progress
+from napari_segany.session import RegionPrediction, SegmentationSession
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """A random segany_cells-architecture model with a 128 px input: ~15 ms per tile."""
+    return build_model("segany_cells", img_size=128, seed=3)
+
+
+@pytest.fixture(scope="module")
+def embedded_model():
+    from napari_segany import load_model
+
+    return load_model(device="cpu")
+
+
+@pytest.fixture
+def image(rng):
+    return rng.integers(0, 4000, size=(300, 260), dtype=np.uint16)
+
+
+def _paste(shape, result: RegionPrediction, k=None) -> np.ndarray:
+    full = np.zeros(shape, dtype=bool)
+    full[result.region()] = result.masks[result.best if k is None else k]
+    return full
+
+
+def _iou(a, b) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_single_tile_session_matches_the_predictor(small_model, rng):
+    image = rng.integers(0, 4000, size=(100, 90), dtype=np.uint16)
+    session = SegmentationSession(image, small_model)
+    assert len(session.grid) == 1 and session.shape == (100, 90)
+    result = session.predict(points=[[40, 30]], point_labels=[1])
+    predictor = Predictor(small_model)
+    predictor.set_image(image)
+    expected = predictor.predict(points=[[40, 30]], point_labels=[1])
+    assert result.window == ("tile", 0) and result.offset == (0, 0)
+    assert result.masks.shape == (3, 100, 90) and result.logits.shape == (3, 32, 32)
+    np.testing.assert_array_equal(result.masks, expected.masks)
+    np.testing.assert_allclose(result.scores, expected.scores, rtol=1e-5, atol=1e-6)
+    assert result.region() == (slice(0, 100), slice(0, 90))
+
+
+def test_encode_yields_progress_per_tile_and_covers_the_image(small_model, image):
+    session = SegmentationSession(image, small_model)
+    assert len(session.grid) > 1
+    assert not session.is_encoded()
+    reports = list(session.encode())
+    assert all(isinstance(r, Progress) for r in reports)
+    assert [r.done for r in reports] == list(range(1, len(session.grid) + 1))
+    assert reports[-1].total == len(session.grid)
+    assert session.is_encoded()
+    assert list(session.encode()) == []  # nothing left to do
+
+
+def test_priority_region_is_encoded_first_and_closing_cancels(small_model, image):
+    session = SegmentationSession(image, small_model)
+    region = (slice(250, 300), slice(200, 260))
+    job = session.encode(priority=region)
+    report = next(job)
+    assert report.done == 1
+    assert session.is_encoded(region)
+    assert not session.is_encoded()
+    job.close()
+    encoded = [i for i in range(len(session.grid)) if session._available(i)]
+    assert encoded == session.grid.tiles_meeting(region)[:1]
+    # resuming encodes only the rest
+    assert len(list(session.encode())) == len(session.grid) - 1
+
+
+def test_tiles_share_one_intensity_scaling(small_model, image):
+    session = SegmentationSession(image, small_model)
+    ranges = intensity_range(image)
+    np.testing.assert_allclose(session.intensity_range, ranges)
+    tile = session.grid.tiles[4]
+    expected = to_rgb_uint8(image[tile.outer], ranges=ranges)
+    np.testing.assert_array_equal(session.tile_image(4), expected)
+    fixed = SegmentationSession(image, small_model, intensity_range=(0, 4000))
+    np.testing.assert_allclose(fixed.intensity_range, [[0, 4000]])
+
+
+def test_tile_embedding_matches_encoding_the_tile_alone(small_model, image):
+    session = SegmentationSession(image, small_model)
+    predictor = Predictor(small_model)
+    tile = session.grid.tiles[5]
+    predictor.set_image(image[tile.outer], ranges=session.intensity_range)
+    torch.testing.assert_close(
+        session.tile_embedding(5).features, predictor.get_embedding().features
+    )
+
+
+def test_prompt_inside_a_tile_is_decoded_on_that_tile(small_model, image):
+    session = SegmentationSession(image, small_model)
+    tile = session.grid.tile_at(150, 130)
+    result = session.predict(points=[[150, 130]])
+    if result.window[0] == "tile":  # unless the random model's mask runs into the tile's edge
+        assert result.window == ("tile", tile.index)
+        assert result.offset == tile.offset and result.masks.shape[1:] == tile.shape
+    rows, cols = result.region()
+    assert rows.start <= 150 < rows.stop and cols.start <= 130 < cols.stop
+
+
+def test_prompts_in_different_tiles_use_one_window(small_model, image):
+    session = SegmentationSession(image, small_model)
+    a, b = [10, 10], [290, 250]
+    assert session.grid.tile_at(*a).index != session.grid.tile_at(*b).index
+    result = session.predict(points=[a, b])
+    assert result.window[0] == "window"
+    rows, cols = result.region()
+    for r, c in (a, b):
+        assert rows.start <= r < rows.stop and cols.start <= c < cols.stop
+
+
+def test_bad_prompts_are_clear_errors(small_model, image):
+    session = SegmentationSession(image, small_model)
+    with pytest.raises(ValueError, match="outside the image"):
+        session.predict(points=[[400, 10]])
+    with pytest.raises(ValueError, match="at least one prompt"):
+        session.predict()
+
+
+def test_session_reads_dask_lazily(small_model, image):
+    da = pytest.importorskip("dask.array")
+    lazy = da.from_array(image, chunks=64)
+    session = SegmentationSession(lazy, small_model)
+    eager = SegmentationSession(image, small_model)
+    np.testing.assert_array_equal(session.tile_image(3), eager.tile_image(3))
+
+
+def _disk_image(shape, centre, radius, seed=0):
+    from scipy import ndimage
+
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    disk = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+    noise = np.random.default_rng(seed).normal(200, 20, shape)
+    image = ndimage.gaussian_filter(disk * 1000.0, 2) + noise
+    return image.astype(np.uint16), disk
+
+
+@pytest.fixture(scope="module")
+def disk_case(embedded_model):
+    """A bright disk of radius 80 at (250, 250), cut by the 256 px tiles around it."""
+    image, disk = _disk_image((600, 600), (250, 250), 80)
+    untiled = SegmentationSession(image, embedded_model)
+    assert len(untiled.grid) == 1
+    reference = _paste(image.shape, untiled.predict(points=[[250, 250]]))
+    tiled = SegmentationSession(image, embedded_model, tile_size=256, halo=32)
+    return image, disk, reference, tiled
+
+
+def test_object_across_a_seam_comes_back_whole(disk_case):
+    image, disk, reference, tiled = disk_case
+    assert _iou(reference, disk) > 0.85  # the model itself finds the disk
+    tile = tiled.grid.tile_at(250, 250)
+    assert not (tile.outer[0].start <= 170 and tile.outer[0].stop > 330)  # the tile cuts it
+
+    result = tiled.predict(points=[[250, 250]])
+    mask = _paste(image.shape, result)
+    assert result.window[0] == "window"
+    assert mask[: tile.outer[0].start].any() or mask[:, : tile.outer[1].start].any()
+    assert _iou(mask, reference) > 0.88
+    assert _iou(mask, disk) > 0.85
+
+    box = tiled.predict(box=[165, 165, 335, 335])  # a box across the seams
+    assert _iou(_paste(image.shape, box), disk) > 0.85
+
+
+def test_refining_with_previous_reuses_its_window_and_logits(disk_case):
+    image, disk, _, tiled = disk_case
+    first = tiled.predict(points=[[250, 250]])
+    prompts = {"points": [[250, 250], [250, 345]], "point_labels": [1, 0], "multimask": False}
+    second = tiled.predict(**prompts, previous=first)
+    assert second.window == first.window and second.masks.shape[0] == 1
+    plain = tiled.predict(**prompts)
+    assert not np.allclose(plain.logits, second.logits)  # the mask prompt was used
+    assert _iou(_paste(image.shape, second, 0), disk) > 0.85
