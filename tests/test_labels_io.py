@@ -131,7 +131,7 @@ def test_tiff_is_tiled_lossless_with_resolution_tags(tmp_path):
 
 
 def test_streamed_inputs_match_in_memory_ones(tmp_path, rng):
-    import dask.array as da
+    da = pytest.importorskip("dask.array")  # comes with ome-zarr
 
     labels = rng.integers(0, 70000, size=(130, 301)).astype(np.uint32)
     on_disk = zarr.create_array(

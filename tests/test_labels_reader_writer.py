@@ -147,7 +147,7 @@ def test_writer_saves_a_layer_and_its_table(tmp_path, labels, suffix):
 
 
 def test_writer_maps_napari_pixel_units_and_features(tmp_path, labels):
-    import pandas as pd
+    pd = pytest.importorskip("pandas")
 
     features = pd.DataFrame({"label": [1, 70000], "predicted_iou": [0.9, 0.8]})
     path = tmp_path / "px.tif"

@@ -249,8 +249,7 @@ def save_labels_job(
     csv_path = table_path(path, name=name if into_image else None) if table else None
     if csv_path is not None:  # refuse before any work is done
         check_writable(csv_path, overwrite=overwrite)
-    if not into_image:
-        check_writable(path, overwrite=overwrite)
+    check_writable(path / "labels" / name if into_image else path, overwrite=overwrite)
     rows = None
     if table:
         rows = yield from _relabel(object_table_job(labels, image=image, scores=scores), "table")

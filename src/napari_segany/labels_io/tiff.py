@@ -33,6 +33,7 @@ from napari_segany.labels_io._arrays import (
     label_dtype,
     read_block,
     scan_range,
+    source_chunks,
 )
 from napari_segany.labels_io.atomic import atomic_output, check_writable
 from napari_segany.progress import Progress
@@ -133,6 +134,7 @@ def _write_tiles(
     if labels.ndim == 3 and block[1] < shape[1]:
         block = (1, *block[1:])  # tiles must reach tifffile page by page
     blocks = list(iter_blocks(shape, block))
+    width = (source_chunks(labels) or (_TILE[1],))[-1]
     reports: queue.Queue = queue.Queue()
     cancel = threading.Event()
 
@@ -140,12 +142,12 @@ def _write_tiles(
         for i, index in enumerate(blocks):
             if cancel.is_set():
                 raise _Cancelled
-            band = read_block(labels, index).astype(dtype, copy=False)
-            band = band.reshape((-1, *band.shape[-2:]))
+            band = _read_band(labels, index, dtype, width)
             for plane in band:
                 for r in range(0, plane.shape[0], _TILE[0]):
                     for c in range(0, plane.shape[1], _TILE[1]):
                         yield _full_tile(plane[r : r + _TILE[0], c : c + _TILE[1]])
+            del band, plane  # free this band before the next one is read
             reports.put(i + 1)
 
     def work() -> None:
@@ -184,14 +186,30 @@ def _write_tiles(
         thread.join()
 
 
-def _full_tile(tile: np.ndarray) -> np.ndarray:
-    """Zero-pad an edge tile to the full tile shape.
+def _read_band(labels: Any, index: tuple[slice, ...], dtype: np.dtype, width: int) -> np.ndarray:
+    """A row band as (planes, rows, cols) of ``dtype``, read one source-chunk column at a time.
 
-    tifffile pads incomplete tiles itself, but (2026.3) mangles one-pixel-wide ones when the
-    predictor is on, so edge tiles are padded here.
+    Reading the band piecewise keeps the reader's own temporary buffers at one chunk column
+    instead of the whole band.
+    """
+    shape = tuple(s.stop - s.start for s in index)
+    band = np.empty(shape, dtype=dtype)
+    cols = index[-1]
+    for c0 in range(cols.start, cols.stop, width):
+        piece = (*index[:-1], slice(c0, min(c0 + width, cols.stop)))
+        band[..., c0 - cols.start : piece[-1].stop - cols.start] = read_block(labels, piece)
+    return band.reshape((-1, *shape[-2:]))
+
+
+def _full_tile(tile: np.ndarray) -> np.ndarray:
+    """A contiguous copy of a tile, zero-padded to the full tile shape at the edges.
+
+    The copy matters: a view would keep its whole row band alive while tifffile holds the last
+    tile, doubling peak memory. tifffile pads incomplete tiles itself, but (2026.3) mangles
+    one-pixel-wide ones when the predictor is on, so edge tiles are padded here.
     """
     if tile.shape == _TILE:
-        return tile
+        return tile.copy()
     full = np.zeros(_TILE, dtype=tile.dtype)
     full[: tile.shape[0], : tile.shape[1]] = tile
     return full
