@@ -238,14 +238,27 @@ class SegmentationSession:
             architecture=model.architecture,
         )
 
-    def _encode_tile(self, index: int) -> ImageEmbedding:
+    def _encode_tile(self, index: int, remember: bool = True) -> ImageEmbedding:
+        """Encode one tile and store it (in the zarr cache, if any, else in memory).
+
+        With a zarr cache, ``remember=False`` keeps it out of the in-memory LRU, so a long
+        background run does not grow memory or push out the tiles prompts are using.
+        """
         raw, rgb = self._rgb(self._tile(index).outer)
         embedding = self._embed_rgb(rgb)
         with self._lock:
             if self.cache is not None:
                 self.cache.write(index, embedding, content_hash(raw))
-            self._remember_tile(index, embedding)
+            if remember or self.cache is None:
+                self._remember_tile(index, embedding)
         return embedding
+
+    def _cached_tile(self, index: int) -> ImageEmbedding | None:
+        """The zarr cache's embedding of a tile, verified against the tile's pixels, or None."""
+        if self.cache is None or not self.cache.is_done(index):
+            return None
+        raw = self.source.read(*self._tile(index).outer)
+        return self.cache.read(index, content_hash(raw))
 
     def _remember_tile(self, index: int, embedding: ImageEmbedding) -> None:
         self._tiles[index] = embedding
@@ -261,7 +274,9 @@ class SegmentationSession:
         """True when every tile meeting ``region`` (default: the whole image) is available."""
         return all(self._available(i) for i in self.grid.tiles_meeting(region))
 
-    def encode(self, priority: Region | None = None) -> Generator[Progress, None, None]:
+    def encode(
+        self, priority: Region | None = None, *, verify: bool = False
+    ) -> Generator[Progress, None, None]:
         """Encode every tile not available yet, yielding progress after each tile.
 
         Parameters
@@ -269,6 +284,10 @@ class SegmentationSession:
         priority : (slice, slice), optional
             Image (row, col) region (the current view, a prompt) whose tiles are encoded first,
             then the others nearest first.
+        verify : bool
+            With a zarr cache, also check the tiles it already holds (checksum of their data and
+            hash of their image pixels) and recompute damaged or stale ones. Without it, cached
+            tiles are checked only when a prompt uses them.
 
         Yields
         ------
@@ -279,11 +298,16 @@ class SegmentationSession:
         written to the zarr cache, if any), so a later ``encode()`` resumes.
         """
         total = len(self.grid)
-        todo = [i for i in self.grid.order(priority) if not self._available(i)]
+        order = self.grid.order(priority)
+        if verify and self.cache is not None:
+            for index in order:
+                if self.cache.is_done(index) and self._cached_tile(index) is None:
+                    self.cache.forget(index)
+        todo = [i for i in order if not self._available(i)]
         done = total - len(todo)
         for index in todo:
             if not self._available(index):  # a prompt may have encoded it meanwhile
-                self._encode_tile(index)
+                self._encode_tile(index, remember=False)
             done += 1
             yield Progress(done, total, f"encoding tile {done}/{total}")
 
@@ -296,13 +320,11 @@ class SegmentationSession:
                 if self.cache is not None:
                     self._tiles.move_to_end(index)
                 return embedding
-        if self.cache is not None and self.cache.is_done(index):
-            raw = self.source.read(*self._tile(index).outer)
-            embedding = self.cache.read(index, content_hash(raw))
-            if embedding is not None:
-                with self._lock:
-                    self._remember_tile(index, embedding)
-                return embedding
+        embedding = self._cached_tile(index)
+        if embedding is not None:
+            with self._lock:
+                self._remember_tile(index, embedding)
+            return embedding
         return self._encode_tile(index)
 
     # -- prompts -----------------------------------------------------------------------------
