@@ -299,11 +299,13 @@ def test_failed_export_leaves_the_previous_output_and_no_temporary(tmp_path, suf
     assert hidden_entries(tmp_path) == []
 
 
-def test_cancelled_job_writes_nothing(tmp_path):
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_job_cancelled_while_writing_leaves_nothing(tmp_path, suffix):
     labels = np.ones((3000, 300), np.uint16)
-    path = tmp_path / "cells.tif"
+    path = tmp_path / f"cells{suffix}"
     job = save_labels_job(path, labels, table=False)
-    next(job)
+    reports = [next(job) for _ in range(3)]  # the ID scan, then two blocks written
+    assert reports[-1].message.startswith(("tiff: writing", "ome-zarr: writing"))
     job.close()
     assert not path.exists() and hidden_entries(tmp_path) == []
 
@@ -336,6 +338,21 @@ def test_disk_full_and_permission_errors_say_what_to_do(tmp_path, monkeypatch):
         if Path(dst).name == "b.zarr":
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_rename(src, dst)
+
+    from zarr.storage import LocalStore
+
+    real_set = LocalStore.set
+
+    async def full_store(self, key, value):
+        if key.startswith("0/"):  # chunk data, after the metadata was written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await real_set(self, key, value)
+
+    monkeypatch.setattr(LocalStore, "set", full_store)
+    with pytest.raises(LabelsWriteError, match="Not enough disk space"):
+        write_ome_zarr_labels(tmp_path / "c.zarr", np.ones((4, 4), np.uint8))
+    assert hidden_entries(tmp_path) == [] and not (tmp_path / "c.zarr").exists()
+    monkeypatch.setattr(LocalStore, "set", real_set)
 
     monkeypatch.setattr(os, "rename", denied)
     with pytest.raises(LabelsWriteError, match=r"No permission.*folder you can write to"):

@@ -164,7 +164,7 @@ def test_writer_maps_napari_pixel_units_and_features(tmp_path, labels):
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])
 def test_napari_save_and_open_round_trip(make_napari_viewer, tmp_path, labels, suffix):
     viewer = make_napari_viewer()
-    viewer.add_labels(labels, scale=(0.5, 0.25), name="cells")
+    viewer.add_labels(labels, scale=(0.5, 0.25), units="micrometer", name="cells")
     path = tmp_path / f"saved{suffix}"
     written = viewer.layers.save(str(path), selected=True, plugin="napari-segany")
     assert Path(written[0]) == path and path.exists()
@@ -173,3 +173,18 @@ def test_napari_save_and_open_round_trip(make_napari_viewer, tmp_path, labels, s
     assert len(layers) == 1 and layers[0]._type_string == "labels"
     np.testing.assert_array_equal(np.asarray(layers[0].data), labels)
     assert tuple(layers[0].scale) == pytest.approx((0.5, 0.25))
+    assert [str(u) for u in layers[0].units] == ["micrometer", "micrometer"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_reader_opens_labels_written_by_ome_zarr_py(tmp_path):
+    ome_writer = pytest.importorskip("ome_zarr.writer")
+    path = tmp_path / "theirs.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    ome_writer.write_image(np.zeros((64, 80), np.uint8), group, axes="yx", scale_factors=(2,))
+    labels = np.zeros((64, 80), np.uint16)
+    labels[10:40, 20:50] = 3
+    ome_writer.write_labels(labels, group, name="nuclei", axes="yx", scale_factors=(2,))
+    [(data, kwargs, kind)] = napari_get_reader(str(path))(str(path))
+    assert (kind, kwargs["name"]) == ("labels", "nuclei")
+    np.testing.assert_array_equal(data, labels)
