@@ -334,7 +334,7 @@ def _plan_beside_image(path: Path, labels: Any, name: str, version: str | None) 
             f"have shape {spatial0}. Save labels of the image's full size."
         )
     datasets = [
-        {"path": str(level), "coordinateTransformations": _label_transforms(d, channel_axes)}
+        {"path": str(level), "coordinateTransformations": _label_transforms(d)}
         for level, d in enumerate(image_ms["datasets"])
     ]
     multiscale = {"name": name, "axes": axes, "datasets": datasets}
@@ -349,7 +349,7 @@ def _plan_beside_image(path: Path, labels: Any, name: str, version: str | None) 
     }
 
 
-def _label_transforms(dataset: Mapping, channel_axes: tuple[int, ...]) -> list[dict]:
+def _label_transforms(dataset: Mapping) -> list[dict]:
     """The image level's transformations, reused: labels share the image's coordinates."""
     return [dict(t) for t in dataset.get("coordinateTransformations", [])]
 
