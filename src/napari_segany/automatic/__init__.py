@@ -1,1 +1,21 @@
-"""Automatic instance segmentation: every object of an image, tile by tile, stitched at seams."""
+"""Automatic instance segmentation: every object of an image, tile by tile, stitched at seams.
+
+>>> from napari_segany.automatic import segment
+>>> result = segment(image)  # embedded model, instance-head method  # doctest: +SKIP
+>>> result.labels  # (H, W) uint32 instance labels  # doctest: +SKIP
+"""
+
+from napari_segany.automatic.metrics import matching_accuracy
+from napari_segany.automatic.params import METHODS, AutomaticParams
+from napari_segany.automatic.point_grid import PointGridParams
+from napari_segany.automatic.segment import AutomaticResult, iter_segment, segment
+
+__all__ = [
+    "METHODS",
+    "AutomaticParams",
+    "AutomaticResult",
+    "PointGridParams",
+    "iter_segment",
+    "matching_accuracy",
+    "segment",
+]

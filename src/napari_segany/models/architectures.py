@@ -69,7 +69,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     # the embedded default model: a small CNN encoder with SAM's prompt encoder and mask decoder
     # trained at the pixel size of the data: small images are padded, not scaled up
     "segany_cells": Architecture(
-        "segany_cells", "cell_cnn", {}, upscale_input=False, raster_prompts=True
+        "segany_cells",
+        "cell_cnn",
+        {},
+        upscale_input=False,
+        raster_prompts=True,
+        instance_head=True,
     ),
     "vit_t": Architecture(
         "vit_t",

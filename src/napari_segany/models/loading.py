@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -64,8 +65,14 @@ def model_from_state_dict(
         Where the weights came from, for error messages.
     """
     arch = architecture or infer_architecture(state_dict)
-    if not isinstance(arch, Architecture) and arch not in ARCHITECTURES:
-        raise CheckpointError(f"{source}: unknown architecture {arch!r}")
+    if not isinstance(arch, Architecture):
+        if arch not in ARCHITECTURES:
+            raise CheckpointError(f"{source}: unknown architecture {arch!r}")
+        arch = ARCHITECTURES[arch]
+    # an instance head is optional in every architecture: the weights say whether there is one
+    has_head = any(k.startswith("instance_head.") for k in state_dict)
+    if has_head != arch.instance_head:
+        arch = dataclasses.replace(arch, instance_head=has_head)
     model = build_model(arch, seed=None, device="meta")
     check_state_dict(model, state_dict, source)
     model.load_state_dict(state_dict, strict=True, assign=True)

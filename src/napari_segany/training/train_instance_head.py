@@ -48,6 +48,7 @@ class HeadConfig:
     device: str = "auto"
     out: str = "segany_cells_head.pt"
     log_every: int = 50
+    save_every: int = 200
 
 
 def model_with_head(base_weights: str | Path, device) -> SamModel:
@@ -119,6 +120,10 @@ def train(cfg: HeadConfig) -> Path:
                 flush=True,
             )
             recent, t0 = [], time.perf_counter()
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            head.eval()
+            export_weights(model, Path(cfg.out), cfg, step + 1)
+            head.train()
     head.eval()
     out = Path(cfg.out)
     export_weights(model, out, cfg, cfg.steps)

@@ -1,0 +1,213 @@
+"""``napari-segany segment``: automatic segmentation of image files to TIFF or OME-Zarr labels.
+
+Imports only argparse at module level, so ``napari-segany --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")
+#: Images with more pixels than this are labelled into a temporary zarr array on disk instead
+#: of memory, then streamed into the output.
+IN_MEMORY_PIXELS = 8192 * 8192
+
+
+def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``segment`` command (see :func:`run_segment`)."""
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment every object of images, writing label images and object tables",
+        description=(
+            "Find every cell or nucleus in each IMAGE and write an instance label image (TIFF "
+            "or OME-Zarr, chosen by the output's extension) with a per-object CSV table beside "
+            "it. With one image, OUT may be a file name (cells.tif, cells.ome.zarr); otherwise "
+            "OUT is a folder that receives <image name>_labels.<format> for each image."
+        ),
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF, zarr or .npy image")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="file or folder")
+    parser.add_argument(
+        "--model", default=None, help="registry name or checkpoint file (default: embedded)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--tile", type=int, default=None, help="tile size (default: model input)")
+    parser.add_argument("--halo", type=int, default=None, help="tile overlap margin in pixels")
+    parser.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "instance_head", "point_grid"),
+        help="instance_head (fast, embedded model) or point_grid (any SAM model)",
+    )
+    parser.add_argument("--points-per-side", type=int, default=32, help="point grid density")
+    parser.add_argument("--min-size", type=int, default=10, help="smallest object in pixels")
+    parser.add_argument("--channel-axis", type=int, default=None, help="axis of channels")
+    parser.add_argument("--plane", type=int, default=None, help="plane of a stack to segment")
+    parser.add_argument(
+        "--format",
+        choices=("tif", "zarr"),
+        default="tif",
+        help="output format when OUT is a folder (default: tif)",
+    )
+    parser.add_argument("--no-table", action="store_true", help="do not write the CSV table")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run tiles as tasks on this dask.distributed scheduler (tcp://host:8786)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_segment)
+    return parser
+
+
+def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
+    """Where each image's labels go.
+
+    One image and an OUT ending in .tif/.tiff/.zarr → OUT itself; otherwise OUT is a folder
+    with ``<stem>_labels.<fmt>`` per image.
+
+    Raises
+    ------
+    ValueError
+        Two images would write the same output.
+    """
+    out = Path(output)
+    if len(images) == 1 and out.suffix.lower() in LABEL_SUFFIXES:
+        return [out]
+    if out.suffix.lower() in LABEL_SUFFIXES:
+        raise ValueError(
+            f"{len(images)} images cannot all be written to one file {out}; give a folder"
+        )
+    paths = []
+    for image in images:
+        name = Path(image).name
+        for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".zarr", ".npy"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        paths.append(out / f"{name}_labels.{fmt}")
+    duplicates = {p for p in paths if paths.count(p) > 1}
+    if duplicates:
+        raise ValueError(
+            f"several images would write {sorted(map(str, duplicates))[0]}; rename the inputs "
+            "or segment them in separate calls"
+        )
+    return paths
+
+
+def _fail(message: str) -> int:
+    print(f"napari-segany segment: error: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """Segment each image and save its labels and table; returns the exit code."""
+    from napari_segany.image_source import ImageSourceError, open_image
+    from napari_segany.labels_io.atomic import check_writable
+
+    try:
+        targets = output_paths(args.images, args.output, args.format)
+    except ValueError as error:
+        return _fail(str(error))
+    # check every input and output before any work, so a batch does not fail half-way
+    sources = []
+    for image in args.images:
+        try:
+            sources.append(open_image(image, channel_axis=args.channel_axis, plane=args.plane))
+        except (ImageSourceError, ValueError) as error:
+            return _fail(str(error))
+    for target in targets:
+        try:
+            check_writable(target, overwrite=args.overwrite)
+        except (FileExistsError, OSError) as error:
+            return _fail(f"{error}" + ("" if args.overwrite else " (use --overwrite to replace)"))
+    try:
+        results = _segment_all(args, sources)
+        for source, target, result in zip(sources, targets, results, strict=True):
+            _save(args, source, target, result)
+    except (ValueError, OSError) as error:
+        return _fail(str(error))
+    return EXIT_OK
+
+
+def _segment_all(args, sources):
+    from napari_segany.automatic.params import AutomaticParams
+    from napari_segany.progress import run_with_progress
+
+    params = AutomaticParams.from_options(
+        method=args.method, points_per_side=args.points_per_side, min_size=args.min_size
+    )
+    show = not args.quiet
+    if args.scheduler is not None:
+        from napari_segany.automatic.distributed import ImageJob, iter_segment_dask
+        from napari_segany.models.registry import DEFAULT_MODEL
+
+        jobs = [ImageJob(str(p), args.channel_axis, args.plane) for p in args.images]
+        job = iter_segment_dask(
+            jobs,
+            args.model or DEFAULT_MODEL,
+            params,
+            tile_size=args.tile,
+            halo=args.halo,
+            device=args.device,
+            scheduler=args.scheduler,
+        )
+        return run_with_progress(job, show=show, description="segmenting")
+
+    from napari_segany.automatic.segment import iter_segment
+    from napari_segany.models.loading import load_model
+    from napari_segany.session import SegmentationSession
+
+    model = load_model(*([args.model] if args.model else []), device=args.device)
+    results = []
+    for source in sources:
+        session = SegmentationSession(source, model, tile_size=args.tile, halo=args.halo)
+        out = None
+        if session.shape[0] * session.shape[1] > IN_MEMORY_PIXELS:
+            out = _scratch_labels(session.shape)
+        name = Path(source.name or "image").name
+        job = iter_segment(session, params, out=out)
+        results.append(run_with_progress(job, show=show, description=f"segmenting {name}"))
+    return results
+
+
+def _scratch_labels(shape):
+    """A zero-filled uint32 zarr array in a temporary folder (removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import zarr
+
+    folder = tempfile.mkdtemp(prefix="napari-segany-labels-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return zarr.create_array(
+        f"{folder}/labels.zarr", shape=shape, chunks=(1024, 1024), dtype="uint32", fill_value=0
+    )
+
+
+def _save(args, source, target: Path, result) -> None:
+    from napari_segany.labels_io import save_labels
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image = None
+    if source.shape[0] * source.shape[1] <= IN_MEMORY_PIXELS:
+        image = source.read_all()  # for the table's mean intensity (per channel if any)
+    saved = save_labels(
+        target,
+        result.labels,
+        image=image,
+        scores=result.named_scores(),
+        overwrite=args.overwrite,
+        table=not args.no_table,
+        progress=not args.quiet,
+    )
+    print(
+        f"{source.name or 'image'}: {result.count} objects → {saved.labels}"
+        + (f" (table {saved.table})" if saved.table else "")
+    )
