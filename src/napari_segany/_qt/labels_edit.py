@@ -1,0 +1,205 @@
+"""Edits of the instance Labels layer, each one undo step in napari's Labels history.
+
+Only the touched region of the layer's data is read and written, so a large zarr-backed layer
+stays on disk. Coordinates are the layer's data (row, col), with ``leading`` indices selecting
+the plane of a stack.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+# largest label seen per non-numpy layer (computing the maximum of a big zarr array is slow)
+_KNOWN_MAX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+_MAX_ROWS_PER_READ = 1024
+
+
+def _array_max(data) -> int:
+    """Largest value of a (possibly huge, lazy) array, read a band of rows at a time."""
+    if isinstance(data, np.ndarray):
+        return int(data.max()) if data.size else 0
+    best = 0
+    for start in range(0, int(data.shape[-2]), _MAX_ROWS_PER_READ):
+        band = np.asarray(data[..., start : start + _MAX_ROWS_PER_READ, :])
+        if band.size:
+            best = max(best, int(band.max()))
+    return best
+
+
+def next_free_id(layer) -> int:
+    """One more than the largest label in ``layer`` (1 for an empty layer)."""
+    data = layer.data
+    if isinstance(data, np.ndarray):
+        return _array_max(data) + 1
+    known = _KNOWN_MAX.get(layer)
+    if known is None:
+        known = _array_max(data)
+        _KNOWN_MAX[layer] = known
+    return known + 1
+
+
+def _remember(layer, label: int) -> None:
+    if not isinstance(layer.data, np.ndarray):
+        _KNOWN_MAX[layer] = max(_KNOWN_MAX.get(layer, 0), int(label))
+
+
+def _check_plane(layer, leading: tuple[int, ...]) -> None:
+    if layer.data.ndim != len(leading) + 2:
+        raise ValueError(
+            f"labels layer {layer.name!r} has {layer.data.ndim} dimensions, the image plane "
+            f"needs {len(leading) + 2}; choose or create a labels layer that matches the image"
+        )
+
+
+def commit_mask(
+    layer,
+    mask: np.ndarray,
+    offset: tuple[int, int],
+    leading: tuple[int, ...] = (),
+    *,
+    overwrite: bool = False,
+    label: int | None = None,
+) -> int:
+    """Write one object into an instance Labels layer as one undo step.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        The instance labels, shape ``leading + (H, W)``.
+    mask : ndarray, shape (h, w), bool
+        The object, placed with its [0, 0] at ``offset`` (row, col) of the plane; parts outside
+        the plane are dropped.
+    offset : (int, int)
+        Plane (row, col) of ``mask[0, 0]``.
+    leading : tuple of int
+        Indices of the plane in a stack.
+    overwrite : bool
+        Also take pixels that belong to other objects (default: only background pixels).
+    label : int, optional
+        ID to write (default: :func:`next_free_id`).
+
+    Returns
+    -------
+    int
+        The ID written, or 0 when no pixel could be written.
+    """
+    _check_plane(layer, leading)
+    mask = np.asarray(mask, dtype=bool)
+    height, width = (int(s) for s in layer.data.shape[-2:])
+    r0, c0 = int(offset[0]), int(offset[1])
+    top, left = max(r0, 0), max(c0, 0)
+    bottom, right = min(r0 + mask.shape[0], height), min(c0 + mask.shape[1], width)
+    if bottom <= top or right <= left:
+        return 0
+    mask = mask[top - r0 : bottom - r0, left - c0 : right - c0]
+    region = (*leading, slice(top, bottom), slice(left, right))
+    existing = np.asarray(layer.data[region])
+    writable = mask if overwrite else mask & (existing == 0)
+    if not writable.any():
+        return 0
+    if label is None:
+        label = max(next_free_id(layer), int(existing.max()) + 1)
+    rows, cols = np.nonzero(writable)
+    indices = (*(np.full(rows.shape, i) for i in leading), rows + top, cols + left)
+    with layer.block_history():
+        layer.data_setitem(indices, label)
+    _remember(layer, label)
+    return int(label)
+
+
+def object_pixels(layer, position: tuple[int, int], leading: tuple[int, ...] = ()):
+    """Label under ``position`` (plane row, col) and the plane indices of all its pixels.
+
+    Reads a window around the position that grows until the object lies inside it, so only the
+    neighbourhood of the object is read from a large layer.
+
+    Returns
+    -------
+    label : int
+        0 when the position is background or outside the plane.
+    indices : tuple of ndarray or None
+        Fancy indices (``leading`` + rows, cols) of the object's pixels in the layer.
+    """
+    _check_plane(layer, leading)
+    height, width = (int(s) for s in layer.data.shape[-2:])
+    row, col = (int(np.floor(p)) for p in position)
+    if not (0 <= row < height and 0 <= col < width):
+        return 0, None
+    label = int(np.asarray(layer.data[(*leading, row, col)]))
+    if label == 0:
+        return 0, None
+    half = 256
+    while True:
+        top, left = max(row - half, 0), max(col - half, 0)
+        bottom, right = min(row + half, height), min(col + half, width)
+        window = np.asarray(layer.data[(*leading, slice(top, bottom), slice(left, right))])
+        hit = window == label
+        touches = (
+            (top > 0 and hit[0].any())
+            or (left > 0 and hit[:, 0].any())
+            or (bottom < height and hit[-1].any())
+            or (right < width and hit[:, -1].any())
+        )
+        if not touches:
+            break
+        half *= 2
+    rows, cols = np.nonzero(hit)
+    indices = (*(np.full(rows.shape, i) for i in leading), rows + top, cols + left)
+    return label, indices
+
+
+def delete_object(layer, position: tuple[int, int], leading: tuple[int, ...] = ()) -> int:
+    """Set the object under ``position`` to background, as one undo step; returns its ID or 0."""
+    label, indices = object_pixels(layer, position, leading)
+    if label == 0:
+        return 0
+    with layer.block_history():
+        layer.data_setitem(indices, 0)
+    return label
+
+
+def write_instances(
+    layer, labels: np.ndarray, leading: tuple[int, ...] = (), *, overwrite: bool = False
+) -> int:
+    """Add a whole instance segmentation to a Labels layer as one undo step.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (H, W), integer
+        0 = background, other values = objects; they get new IDs after the layer's largest.
+    overwrite : bool
+        Also take pixels of objects already in the layer.
+
+    Returns
+    -------
+    int
+        Number of objects written.
+    """
+    _check_plane(layer, leading)
+    labels = np.asarray(labels)
+    if labels.shape != tuple(layer.data.shape[-2:]):
+        raise ValueError(
+            f"segmentation of shape {labels.shape} does not fit labels layer {layer.name!r} "
+            f"of plane shape {tuple(layer.data.shape[-2:])}"
+        )
+    rows, cols = np.nonzero(labels)
+    if rows.size == 0:
+        return 0
+    values = labels[rows, cols].astype(np.int64)
+    if not overwrite:
+        existing = np.asarray(layer.data[(*leading, slice(None), slice(None))])[rows, cols]
+        keep = existing == 0
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+    if rows.size == 0:
+        return 0
+    ids, inverse = np.unique(values, return_inverse=True)
+    start = next_free_id(layer)
+    new_values = (start + inverse).astype(layer.data.dtype)
+    indices = (*(np.full(rows.shape, i) for i in leading), rows, cols)
+    with layer.block_history():
+        layer.data_setitem(indices, new_values)
+    _remember(layer, start + len(ids) - 1)
+    return len(ids)

@@ -1,0 +1,830 @@
+"""The "Segment Anything" dock widget: compute embeddings, prompt, preview, commit, undo.
+
+All heavy work (loading a model, encoding tiles, decoding prompts, automatic segmentation) runs
+in napari thread workers; layers are only touched on the main thread, from the workers'
+``yielded`` / ``returned`` signals. The segmentation itself is done by
+:class:`napari_segany.session.SegmentationSession` and :mod:`napari_segany.automatic`.
+
+Shortcuts (on the prompt layers): see :data:`SHORTCUTS`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_segany._qt import labels_edit, prompt_layers
+from napari_segany._qt.image_source import ImageSourceError, channel_axes, current_plane
+from napari_segany._qt.image_source import visible_region as _visible_region
+from napari_segany.user_settings import DEVICES, AnnotatorSettings
+
+#: (key, what it does), shown in the widget and the README.
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("click", "add a positive point (prompts layer, add mode)"),
+    ("Shift + click", "add a negative point"),
+    ("T", "toggle negative mode: plain clicks add negative points"),
+    ("R (box prompt layer)", "draw a box"),
+    ("N", "next candidate mask"),
+    ("C", "commit the current object to the segmentation"),
+    ("Shift + C", "clear the prompts"),
+    ("Shift + D", "delete the object under the cursor"),
+    ("Ctrl + Z / Ctrl + Shift + Z", "undo / redo in the segmentation"),
+)
+
+CURRENT_NAME = "current object"
+SEGMENTATION_NAME = "segmentation"
+FILE_ITEM = "file"
+
+# loaded models, shared by all widgets: (name or path, device) -> SamModel
+_MODELS: dict[tuple[str, str], object] = {}
+
+
+def load_model_cached(spec: str, device: str):
+    """Load a model once per (name or path, device); runs in a worker thread."""
+    key = (spec, device)
+    model = _MODELS.get(key)
+    if model is None:
+        from napari_segany.models.loading import load_model
+
+        model = load_model(spec, device=device)
+        _MODELS[key] = model
+    return model
+
+
+def default_session_factory(plane, model, tile_size, halo):
+    """Create the tiled session for one image plane (runs in a worker thread)."""
+    from napari_segany.session import SegmentationSession
+
+    return SegmentationSession(
+        plane.data,
+        model,
+        channel_axis=plane.channel_axis,
+        tile_size=tile_size,
+        halo=halo,
+    )
+
+
+def automatic_available() -> bool:
+    """True when :mod:`napari_segany.automatic` (automatic segmentation) is installed."""
+    try:
+        return importlib.util.find_spec("napari_segany.automatic") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass
+class _Prompts:
+    points: np.ndarray | None
+    labels: np.ndarray | None
+    box: np.ndarray | None
+
+    @property
+    def empty(self) -> bool:
+        return self.points is None and self.box is None
+
+    def extends(self, other: _Prompts | None) -> bool:
+        """True when these prompts are ``other`` plus more points (refinement)."""
+        if other is None or other.empty or self.points is None:
+            return False
+        if (self.box is None) != (other.box is None):
+            return False
+        if self.box is not None and not np.array_equal(self.box, other.box):
+            return False
+        n = 0 if other.points is None else len(other.points)
+        return (
+            len(self.points) > n
+            and (n == 0 or np.array_equal(self.points[:n], other.points))
+            and (n == 0 or np.array_equal(self.labels[:n], other.labels))
+        )
+
+
+class SegmentAnythingWidget(QWidget):
+    """Dock widget of the annotator.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+    """
+
+    #: creates a session from (plane, model, tile_size, halo); replaceable in tests
+    session_factory = staticmethod(default_session_factory)
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.settings = AnnotatorSettings.load()
+        self.session = None
+        self.plane = None
+        self.image_layer = None
+        self.points_layer = None
+        self.box_layer = None
+        self.current_layer = None
+        self.labels_layer = None
+        self.prediction = None
+        self.candidate = 0
+        self.negative_mode = False
+        self._sessions: dict[tuple, object] = {}
+        self._prepare_worker = None
+        self._encode_worker = None
+        self._auto_worker = None
+        self._decode_worker = None
+        self._decode_pending = False
+        self._last_prompts: _Prompts | None = None
+        self._pbar = None
+        self._clearing = False
+        self._restoring = False
+        self._build_ui()
+        self._restore_settings()
+        self._connect_viewer()
+        self._refresh_image_layers()
+
+    # -- UI -----------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip("Image layer to segment (for stacks: the plane shown)")
+        self.channel_combo = QComboBox()
+        self.channel_combo.setToolTip("Axis holding channels of a multichannel image")
+        self.model_combo = QComboBox()
+        self._fill_models()
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(list(DEVICES))
+        self.tile_spin = _auto_spin("Tile size in pixels (auto: the model's input size)")
+        self.halo_spin = _auto_spin("Overlap around each tile in pixels (auto: from the model)")
+        form.addRow("Image", self.image_combo)
+        form.addRow("Channels", self.channel_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Tile size", self.tile_spin)
+        form.addRow("Halo", self.halo_spin)
+        layout.addLayout(form)
+
+        row = QHBoxLayout()
+        self.compute_button = QPushButton("Compute embeddings")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.compute_button)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+
+        self.status = QLabel("Choose an image and compute its embeddings.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        box = QGroupBox("Candidates (N cycles)")
+        candidates = QHBoxLayout(box)
+        self.candidate_group = QButtonGroup(self)
+        self.candidate_buttons = []
+        for i in range(3):
+            button = QPushButton(f"{i + 1}: –")
+            button.setCheckable(True)
+            button.setEnabled(False)
+            self.candidate_group.addButton(button, i)
+            candidates.addWidget(button)
+            self.candidate_buttons.append(button)
+        layout.addWidget(box)
+
+        self.overwrite_check = QCheckBox("Overwrite other objects")
+        self.overwrite_check.setToolTip("Let a new object take pixels of objects already committed")
+        layout.addWidget(self.overwrite_check)
+        row = QHBoxLayout()
+        self.commit_button = QPushButton("Commit (C)")
+        self.clear_button = QPushButton("Clear (Shift+C)")
+        row.addWidget(self.commit_button)
+        row.addWidget(self.clear_button)
+        layout.addLayout(row)
+        self.segment_all_button = QPushButton("Segment all")
+        layout.addWidget(self.segment_all_button)
+        self._update_segment_all()
+
+        help_text = "<br>".join(f"<b>{key}</b>: {what}" for key, what in SHORTCUTS)
+        shortcuts = QLabel(help_text)
+        shortcuts.setWordWrap(True)
+        shortcuts.setTextFormat(Qt.RichText)
+        layout.addWidget(shortcuts)
+        layout.addStretch(1)
+
+        self.image_combo.currentIndexChanged.connect(self._image_changed)
+        self.channel_combo.currentIndexChanged.connect(self._plane_changed)
+        self.model_combo.activated.connect(self._model_activated)
+        self.device_combo.currentIndexChanged.connect(self._save_settings)
+        self.tile_spin.valueChanged.connect(self._save_settings)
+        self.halo_spin.valueChanged.connect(self._save_settings)
+        self.compute_button.clicked.connect(self.compute_embeddings)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.candidate_group.idClicked.connect(self.select_candidate)
+        self.commit_button.clicked.connect(self.commit)
+        self.clear_button.clicked.connect(self.clear_prompts)
+        self.segment_all_button.clicked.connect(self.segment_all)
+
+    def _fill_models(self) -> None:
+        from napari_segany.models.download import is_cached
+        from napari_segany.models.registry import MODELS
+
+        self.model_combo.clear()
+        for name, info in MODELS.items():
+            if info.is_bundled:
+                text = f"{name} (embedded)"
+            elif is_cached(name):
+                text = f"{name} (cached)"
+            else:
+                size = f", {info.size_bytes / 1e6:.0f} MB" if info.size_bytes else ""
+                text = f"{name} (not cached: downloads{size})"
+            self.model_combo.addItem(text, name)
+        self.model_combo.addItem("From file…", FILE_ITEM)
+
+    def _update_file_item(self) -> None:
+        index = self.model_combo.findData(FILE_ITEM)
+        path = self.settings.checkpoint
+        text = f"File: {path.rsplit('/', 1)[-1]}" if path else "From file…"
+        self.model_combo.setItemText(index, text)
+        self.model_combo.setItemData(index, path or "", Qt.ToolTipRole)
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        self._restoring = True
+        try:
+            self._apply_settings(s)
+        finally:
+            self._restoring = False
+
+    def _apply_settings(self, s: AnnotatorSettings) -> None:
+        self._update_file_item()
+        index = self.model_combo.findData(s.model)
+        if index < 0 or (s.model == FILE_ITEM and not s.checkpoint):
+            index = self.model_combo.findData("segany_cells")
+        self.model_combo.setCurrentIndex(max(index, 0))
+        self.device_combo.setCurrentText(s.device)
+        self.tile_spin.setValue(s.tile_size)
+        self.halo_spin.setValue(s.halo)
+
+    def _save_settings(self, *args) -> None:
+        if self._restoring:
+            return
+        s = self.settings
+        s.model = self.model_combo.currentData() or "segany_cells"
+        s.device = self.device_combo.currentText()
+        s.tile_size = int(self.tile_spin.value())
+        s.halo = int(self.halo_spin.value())
+        try:
+            s.save()
+        except OSError as exc:  # settings are a convenience: never break the annotator
+            self._say(f"Could not save settings: {exc}")
+
+    def _model_activated(self, index: int) -> None:
+        if self.model_combo.itemData(index) == FILE_ITEM:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Segment Anything checkpoint", self.settings.checkpoint or "",
+                "Checkpoints (*.pth *.pt *.ckpt);;All files (*)",
+            )  # fmt: skip
+            if path:
+                self.set_checkpoint(path)
+            elif not self.settings.checkpoint:
+                self.model_combo.setCurrentIndex(self.model_combo.findData("segany_cells"))
+        self._save_settings()
+
+    def set_checkpoint(self, path: str) -> None:
+        """Use a local checkpoint file as the model (what "From file…" does)."""
+        self.settings.checkpoint = str(path)
+        self._update_file_item()
+        self.model_combo.setCurrentIndex(self.model_combo.findData(FILE_ITEM))
+        self._save_settings()
+
+    def model_spec(self) -> str:
+        """Registry name or checkpoint path of the chosen model."""
+        name = self.model_combo.currentData()
+        if name == FILE_ITEM:
+            if not self.settings.checkpoint:
+                raise ValueError("Choose a checkpoint file (Model: From file…).")
+            return self.settings.checkpoint
+        return name or "segany_cells"
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+    # -- viewer and layers --------------------------------------------------------------------
+    def _connect_viewer(self) -> None:
+        events = self.viewer.layers.events
+        events.inserted.connect(self._refresh_image_layers)
+        events.removed.connect(self._refresh_image_layers)
+        self.viewer.dims.events.current_step.connect(self._plane_changed)
+
+    def _refresh_image_layers(self, *args) -> None:
+        current = self.image_combo.currentData()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        from napari.layers import Image
+
+        images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+        for layer in images:
+            self.image_combo.addItem(layer.name, layer)
+        index = next((i for i, layer in enumerate(images) if layer is current), 0)
+        self.image_combo.setCurrentIndex(index if images else -1)
+        self.image_combo.blockSignals(False)
+        if self.image_combo.currentData() is not current:
+            self._image_changed()
+        elif not images:
+            self._fill_channels(None)
+
+    def _fill_channels(self, layer) -> None:
+        self.channel_combo.blockSignals(True)
+        self.channel_combo.clear()
+        self.channel_combo.addItem("none (grayscale or RGB)", None)
+        if layer is not None:
+            for axis in channel_axes(layer):
+                self.channel_combo.addItem(f"axis {axis} ({layer.data.shape[axis]})", axis)
+        self.channel_combo.setEnabled(self.channel_combo.count() > 1)
+        self.channel_combo.blockSignals(False)
+
+    def _image_changed(self, *args) -> None:
+        self._fill_channels(self.image_combo.currentData())
+        self._plane_changed()
+
+    def selected_plane(self):
+        """The plane to segment, from the image picker, channel choice and viewer.dims."""
+        layer = self.image_combo.currentData()
+        if layer is None:
+            raise ImageSourceError("Open or add an image layer first.")
+        return layer, current_plane(layer, self.viewer.dims.point, self.channel_combo.currentData())
+
+    def _plane_changed(self, *args) -> None:
+        """The image, channel or plane changed: use its session if one exists."""
+        try:
+            layer, plane = self.selected_plane()
+        except ImageSourceError as exc:
+            self._set_session(None, None, None)
+            self._say(str(exc))
+            return
+        if self.plane is not None and plane.key == self.plane.key and layer is self.image_layer:
+            return
+        session = self._sessions.get(self._session_key(plane))
+        self._set_session(session, plane if session else None, layer if session else None)
+        if session is None:
+            self._say("Compute embeddings to start segmenting this image.")
+
+    def _session_key(self, plane) -> tuple:
+        return (*plane.key, self.model_combo.currentData(), self.device_combo.currentText(),
+                self.tile_spin.value(), self.halo_spin.value())  # fmt: skip
+
+    def _set_session(self, session, plane, layer) -> None:
+        self.session, self.plane, self.image_layer = session, plane, layer
+        self._last_prompts = None
+        self._show_prediction(None)
+        if session is not None:
+            self._ensure_layers()
+        self._update_segment_all()
+
+    def _plane_transform(self):
+        layer = self.image_layer
+        axes = [a for a in range(layer.ndim) if a != self.channel_combo.currentData()]
+        scale = np.asarray(layer.scale)[axes]
+        translate = np.asarray(layer.translate)[axes]
+        return scale, translate
+
+    def _alive(self, layer) -> bool:
+        return layer is not None and layer in self.viewer.layers
+
+    def _ensure_layers(self) -> None:
+        """Create (or re-create, if the user deleted them) the annotator's layers."""
+        scale, translate = self._plane_transform()
+        if not self._alive(self.labels_layer) or (
+            tuple(self.labels_layer.data.shape) != tuple(self.plane.label_shape)
+        ):
+            from napari.layers import Labels
+
+            existing = next(
+                (
+                    lyr
+                    for lyr in self.viewer.layers
+                    if lyr.name == SEGMENTATION_NAME
+                    and isinstance(lyr, Labels)
+                    and tuple(lyr.data.shape) == tuple(self.plane.label_shape)
+                ),
+                None,
+            )
+            if existing is None:
+                existing = self.viewer.add_labels(
+                    np.zeros(self.plane.label_shape, dtype=np.uint32),
+                    name=SEGMENTATION_NAME,
+                    scale=scale,
+                    translate=translate,
+                )
+            self.labels_layer = existing
+        if not self._alive(self.current_layer):
+            self.current_layer = self.viewer.add_labels(
+                np.zeros((1, 1), dtype=np.uint8),
+                name=CURRENT_NAME,
+                opacity=0.6,
+                scale=scale[-2:],
+                translate=translate[-2:],
+            )
+        if not self._alive(self.box_layer):
+            self.box_layer = prompt_layers.make_box_layer(scale[-2:], translate[-2:])
+            self.viewer.add_layer(self.box_layer)
+            self.box_layer.events.data.connect(self._box_event)
+            self._bind_keys(self.box_layer)
+        if not self._alive(self.points_layer):
+            self.points_layer = prompt_layers.make_points_layer(
+                scale[-2:], translate[-2:], lambda: self.negative_mode
+            )
+            self.viewer.add_layer(self.points_layer)
+            self.points_layer.events.data.connect(self._points_event)
+            self._bind_keys(self.points_layer)
+            self.points_layer.bind_key("t", self._toggle_negative, overwrite=True)
+        for layer in (self.current_layer, self.box_layer, self.points_layer):
+            layer.scale, layer.translate = scale[-2:], translate[-2:]
+        self.viewer.layers.selection.active = self.points_layer
+
+    def _bind_keys(self, layer) -> None:
+        layer.bind_key("c", lambda _: self.commit(), overwrite=True)
+        layer.bind_key("Shift-C", lambda _: self.clear_prompts(), overwrite=True)
+        layer.bind_key("n", lambda _: self.next_candidate(), overwrite=True)
+        layer.bind_key("Shift-D", lambda _: self.delete_under_cursor(), overwrite=True)
+        layer.bind_key("Control-Z", lambda _: self.undo(), overwrite=True)
+        layer.bind_key("Control-Shift-Z", lambda _: self.redo(), overwrite=True)
+
+    def _toggle_negative(self, _layer=None) -> None:
+        self.negative_mode = not self.negative_mode
+        self._say("Negative mode: clicks add negative points." if self.negative_mode
+                  else "Positive mode: clicks add positive points.")  # fmt: skip
+
+    # -- embeddings ---------------------------------------------------------------------------
+    def compute_embeddings(self) -> None:
+        """Load the model, create the session and encode its tiles, all in workers."""
+        if self._busy():
+            self._say("Busy: wait or press Cancel.")
+            return
+        try:
+            layer, plane = self.selected_plane()
+            spec = self.model_spec()
+        except (ImageSourceError, ValueError) as exc:
+            self._say(str(exc))
+            return
+        key = self._session_key(plane)
+        session = self._sessions.get(key)
+        if session is not None:
+            self._set_session(session, plane, layer)
+            self._start_encoding()
+            return
+        from napari.qt.threading import create_worker
+
+        device = self.device_combo.currentText()
+        tile = self.tile_spin.value() or None
+        halo = self.halo_spin.value() or None
+        factory = self.session_factory
+
+        def prepare():
+            model = load_model_cached(spec, device)
+            return factory(plane, model, tile, halo)
+
+        self._say(f"Loading {spec} and preparing {layer.name!r}…")
+        self._open_progress(0, f"Segment Anything: loading {spec}")
+        worker = create_worker(prepare, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda s: self._prepared(key, s, plane, layer))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(lambda w=worker: self._worker_done(w))
+        self._prepare_worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def _prepared(self, key, session, plane, layer) -> None:
+        self._prepare_worker = None
+        self._close_progress()
+        self._sessions[key] = session
+        self._set_session(session, plane, layer)
+        self._start_encoding()
+
+    def visible_region(self):
+        """(row, col) slices of the plane shown on the canvas, or None."""
+        if self.image_layer is None or self.plane is None:
+            return None
+        return _visible_region(self.viewer, self.image_layer, self.plane.shape)
+
+    def _start_encoding(self) -> None:
+        from napari.qt.threading import create_worker
+
+        session = self.session
+        priority = self.visible_region()
+        total = len(session.grid.tiles)
+
+        def encode():
+            job = session.encode(priority=priority)
+            try:
+                yield from job
+            finally:
+                job.close()
+
+        self._open_progress(total, "Segment Anything: computing embeddings")
+        worker = create_worker(encode, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self._encode_progress)
+        worker.returned.connect(lambda _: self._say("Embeddings ready: click to segment."))
+        worker.aborted.connect(lambda: self._say("Cancelled; finished tiles stay usable."))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(lambda w=worker: self._worker_done(w))
+        self._encode_worker = worker
+        self._set_running(True)
+        self._say(f"Computing embeddings ({total} tiles); prompting works on finished tiles.")
+        worker.start()
+
+    def _encode_progress(self, report) -> None:
+        if self._pbar is not None:
+            if self._pbar.total != report.total:
+                self._pbar.total = report.total
+            self._pbar.update(report.done - self._pbar.n)
+        self._say(f"Computing embeddings: {report.done}/{report.total} tiles. " + report.message)
+
+    def _open_progress(self, total: int, description: str) -> None:
+        from napari.utils import progress
+
+        self._close_progress()
+        self._pbar = progress(total=total, desc=description)
+
+    def _close_progress(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    def _busy(self) -> bool:
+        return any(w is not None for w in (self._prepare_worker, self._encode_worker,
+                                           self._auto_worker))  # fmt: skip
+
+    def _set_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        self.compute_button.setEnabled(not running)
+        self._update_segment_all()
+
+    def _worker_done(self, worker) -> None:
+        for name in ("_prepare_worker", "_encode_worker", "_auto_worker"):
+            if getattr(self, name) is worker:
+                setattr(self, name, None)
+        if not self._busy():
+            self._close_progress()
+            self._set_running(False)
+
+    def _failed(self, exc: Exception) -> None:
+        self._close_progress()
+        self._say(f"{type(exc).__name__}: {exc}")
+
+    def cancel(self) -> None:
+        """Stop encoding or automatic segmentation at the next tile; finished work stays."""
+        for worker in (self._prepare_worker, self._encode_worker, self._auto_worker):
+            if worker is not None:
+                worker.quit()
+        self._say("Cancelling…")
+
+    # -- prompts and preview ------------------------------------------------------------------
+    def _points_event(self, event) -> None:
+        if event.action in ("added", "removed", "changed") and not self._clearing:
+            self.request_decode()
+
+    def _box_event(self, event) -> None:
+        if self._clearing or event.action not in ("added", "removed", "changed"):
+            return
+        if event.action == "added" and len(self.box_layer.data) > 1:
+            self._clearing = True  # keep only the newest box
+            try:
+                self.box_layer.data = [self.box_layer.data[-1]]
+            finally:
+                self._clearing = False
+        self.request_decode()
+
+    def current_prompts(self) -> _Prompts:
+        shape = self.plane.shape
+        points, labels = prompt_layers.read_points(self.points_layer, shape)
+        box = prompt_layers.read_box(self.box_layer, shape)
+        return _Prompts(points, labels, box)
+
+    def request_decode(self) -> None:
+        """Decode the current prompts in a worker; while one runs, only the newest waits."""
+        if self.session is None:
+            self._say("Compute embeddings first.")
+            return
+        if self._decode_worker is not None:
+            self._decode_pending = True
+            return
+        prompts = self.current_prompts()
+        if prompts.empty:
+            self._last_prompts = None
+            self._show_prediction(None)
+            return
+        from napari.qt.threading import create_worker
+
+        previous = self.prediction if prompts.extends(self._last_prompts) else None
+        session = self.session
+
+        def decode():
+            return session.predict(
+                points=prompts.points,
+                point_labels=prompts.labels,
+                box=prompts.box,
+                previous=previous,
+                multimask=True,
+            )
+
+        worker = create_worker(decode, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: self._decoded(session, prompts, result))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._decode_finished)
+        self._decode_worker = worker
+        worker.start()
+
+    def _decoded(self, session, prompts, result) -> None:
+        if session is not self.session or self._decode_pending:
+            return  # stale: the image or the prompts changed meanwhile
+        self._last_prompts = prompts
+        self._show_prediction(result)
+
+    def _decode_finished(self) -> None:
+        self._decode_worker = None
+        if self._decode_pending:
+            self._decode_pending = False
+            self.request_decode()
+
+    def _show_prediction(self, prediction) -> None:
+        self.prediction = prediction
+        if prediction is None:
+            for i, button in enumerate(self.candidate_buttons):
+                button.setText(f"{i + 1}: –")
+                button.setEnabled(False)
+            if self._alive(self.current_layer):
+                self.current_layer.data = np.zeros((1, 1), dtype=np.uint8)
+            return
+        scores = np.asarray(prediction.scores)
+        for i, button in enumerate(self.candidate_buttons):
+            ok = i < len(scores)
+            button.setEnabled(ok)
+            button.setText(f"{i + 1}: IoU {scores[i]:.2f}" if ok else f"{i + 1}: –")
+        self.select_candidate(int(prediction.best))
+
+    def select_candidate(self, index: int) -> None:
+        """Show candidate mask ``index`` (0–2) as the current object."""
+        if self.prediction is None:
+            return
+        index = int(index) % len(self.prediction.scores)
+        self.candidate = index
+        self.candidate_buttons[index].setChecked(True)
+        if self._alive(self.current_layer):
+            scale, translate = self._plane_transform()
+            offset = np.asarray(self.prediction.offset, dtype=float)
+            where = translate[-2:] + offset * scale[-2:]
+            if not np.allclose(self.current_layer.translate, where):
+                self.current_layer.translate = where
+            self.current_layer.data = self.prediction.masks[index].view(np.uint8)
+
+    def next_candidate(self) -> None:
+        """Cycle to the next candidate mask (shortcut N)."""
+        if self.prediction is not None:
+            self.select_candidate(self.candidate + 1)
+
+    def clear_prompts(self) -> None:
+        """Remove all prompts and the current object (shortcut Shift+C)."""
+        self._clearing = True
+        try:
+            if self._alive(self.points_layer):
+                self.points_layer.data = np.empty((0, 2))
+            if self._alive(self.box_layer):
+                self.box_layer.data = []
+        finally:
+            self._clearing = False
+        self._decode_pending = False
+        self._last_prompts = None
+        self._show_prediction(None)
+
+    # -- edits of the segmentation ------------------------------------------------------------
+    def commit(self) -> int:
+        """Write the current object into the segmentation with the next free ID (shortcut C).
+
+        Returns the new ID, or 0 if there was nothing to commit.
+        """
+        if self.prediction is None or self._decode_worker is not None:
+            self._say("Nothing to commit yet: add a prompt and wait for the preview.")
+            return 0
+        self._ensure_layers()
+        label = labels_edit.commit_mask(
+            self.labels_layer,
+            self.prediction.masks[self.candidate],
+            self.prediction.offset,
+            self.plane.leading,
+            overwrite=self.overwrite_check.isChecked(),
+        )
+        self.clear_prompts()
+        self._say(f"Committed object {label}." if label else "The object had no free pixels.")
+        return label
+
+    def _cursor_plane_position(self):
+        position = np.asarray(self.viewer.cursor.position, dtype=float)
+        layer = self.labels_layer
+        data = np.asarray(layer.world_to_data(position[-layer.ndim :]), dtype=float)
+        return tuple(data[-2:])
+
+    def delete_under_cursor(self, position=None) -> int:
+        """Delete the object under the cursor (or at plane ``position``) (shortcut Shift+D)."""
+        if not self._alive(self.labels_layer) or self.plane is None:
+            return 0
+        if position is None:
+            position = self._cursor_plane_position()
+        label = labels_edit.delete_object(self.labels_layer, position, self.plane.leading)
+        self._say(f"Deleted object {label}." if label else "No object under the cursor.")
+        return label
+
+    def undo(self) -> None:
+        if self._alive(self.labels_layer):
+            self.labels_layer.undo()
+
+    def redo(self) -> None:
+        if self._alive(self.labels_layer):
+            self.labels_layer.redo()
+
+    # -- automatic segmentation ---------------------------------------------------------------
+    def _update_segment_all(self) -> None:
+        available = automatic_available()
+        self.segment_all_button.setVisible(True)
+        if not available:
+            self.segment_all_button.setEnabled(False)
+            self.segment_all_button.setToolTip(
+                "Automatic segmentation is not part of this installation yet."
+            )
+            return
+        self.segment_all_button.setToolTip(
+            "Segment every object of the image (after computing embeddings)"
+        )
+        self.segment_all_button.setEnabled(self.session is not None and not self._busy())
+
+    def segment_all(self, **params) -> None:
+        """Run automatic segmentation in a worker and add its objects as one undo step."""
+        if self.session is None:
+            self._say("Compute embeddings first.")
+            return
+        if self._busy() or not automatic_available():
+            return
+        from napari.qt.threading import create_worker
+
+        from napari_segany.automatic import iter_segment
+
+        session, plane = self.session, self.plane
+
+        def run():
+            job = iter_segment(session, **params)
+            try:
+                result = yield from job
+            finally:
+                job.close()
+            return result
+
+        self._open_progress(0, "Segment Anything: segmenting all objects")
+        worker = create_worker(run, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self._encode_progress)
+        worker.returned.connect(lambda result: self._write_automatic(session, plane, result))
+        worker.aborted.connect(lambda: self._say("Segment all cancelled; nothing was written."))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(lambda w=worker: self._worker_done(w))
+        self._auto_worker = worker
+        self._set_running(True)
+        self._say("Segmenting all objects…")
+        worker.start()
+
+    def _write_automatic(self, session, plane, result) -> None:
+        if session is not self.session:
+            self._say("The image changed; automatic segmentation was not written.")
+            return
+        self._ensure_layers()
+        count = labels_edit.write_instances(
+            self.labels_layer,
+            result.labels,
+            plane.leading,
+            overwrite=self.overwrite_check.isChecked(),
+        )
+        self._say(f"Segment all: added {count} objects (Ctrl+Z undoes them).")
+
+    # -- teardown -----------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        self.cancel()
+        self._close_progress()
+        super().closeEvent(event)
+
+
+def _auto_spin(tooltip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(0, 16384)
+    spin.setSingleStep(64)
+    spin.setSpecialValueText("auto")
+    spin.setToolTip(tooltip)
+    return spin
