@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,13 +239,16 @@ class SegmentationSession:
             architecture=model.architecture,
         )
 
-    def _encode_tile(self, index: int, remember: bool = True) -> ImageEmbedding:
+    def _encode_tile(
+        self, index: int, remember: bool = True, pixels: tuple | None = None
+    ) -> ImageEmbedding:
         """Encode one tile and store it (in the zarr cache, if any, else in memory).
 
         With a zarr cache, ``remember=False`` keeps it out of the in-memory LRU, so a long
         background run does not grow memory or push out the tiles prompts are using.
+        ``pixels`` is the tile's ``(raw, rgb)`` when already read.
         """
-        raw, rgb = self._rgb(self._tile(index).outer)
+        raw, rgb = self._rgb(self._tile(index).outer) if pixels is None else pixels
         embedding = self._embed_rgb(rgb)
         with self._lock:
             if self.cache is not None:
@@ -305,11 +309,21 @@ class SegmentationSession:
                     self.cache.forget(index)
         todo = [i for i in order if not self._available(i)]
         done = total - len(todo)
-        for index in todo:
-            if not self._available(index):  # a prompt may have encoded it meanwhile
-                self._encode_tile(index, remember=False)
-            done += 1
-            yield Progress(done, total, f"encoding tile {done}/{total}")
+        if not todo:
+            return
+        # The next tile is read and scaled in a thread while this one is encoded (torch releases
+        # the GIL), so reading the image costs (almost) no time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as reader:
+            read = lambda i: self._rgb(self.grid.tiles[i].outer)  # noqa: E731
+            upcoming = reader.submit(read, todo[0])
+            for k, index in enumerate(todo):
+                pixels = upcoming.result()
+                if k + 1 < len(todo):
+                    upcoming = reader.submit(read, todo[k + 1])
+                if not self._available(index):  # a prompt may have encoded it meanwhile
+                    self._encode_tile(index, remember=False, pixels=pixels)
+                done += 1
+                yield Progress(done, total, f"encoding tile {done}/{total}")
 
     def tile_embedding(self, index: int) -> ImageEmbedding:
         """The embedding of one tile, loaded from the cache or encoded now if needed."""
