@@ -418,3 +418,40 @@ def test_segment_all_runs_in_a_worker_and_is_one_undo_step(viewer, nuclei, qtbot
     assert len(np.unique(data[data > 1])) >= n_truth - 2, widget.status.text()
     widget.undo()
     assert np.array_equal(np.asarray(widget.labels_layer.data), manual)
+
+
+def test_reopening_a_file_uses_its_cached_embeddings(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    tifffile = pytest.importorskip("tifffile")
+    from napari_segany.predictor import Predictor
+    from napari_segany.synthetic import generate_nuclei
+
+    monkeypatch.setenv("NAPARI_SEGANY_EMBEDDINGS", str(tmp_path / "embeddings"))
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, generate_nuclei((384, 384), n_objects=30, seed=5)[0])
+    encoded = []
+    encode = Predictor.encode
+
+    def counting(self, *args, **kwargs):
+        encoded.append(1)
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "encode", counting)  # every image-encoder run
+
+    first = make_napari_viewer_proxy()
+    first.open(path, plugin="napari")
+    widget = _make_widget(first, qtbot)
+    widget.tile_spin.setValue(256)
+    _compute(widget, qtbot)
+    assert len(encoded) == 4
+    assert len(list((tmp_path / "embeddings").glob("*.zarr"))) == 1
+
+    encoded.clear()
+    second = make_napari_viewer_proxy()  # as after restarting napari
+    second.open(path, plugin="napari")
+    again = _make_widget(second, qtbot)
+    _compute(again, qtbot)
+    assert encoded == [], "no tile encoded again"
+    _click(again.points_layer, (192.0, 192.0))
+    _wait_preview(again, qtbot)

@@ -10,6 +10,7 @@ Shortcuts (on the prompt layers): see :data:`SHORTCUTS`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 
@@ -68,8 +69,12 @@ def load_model_cached(spec: str, device: str):
     return model
 
 
-def default_session_factory(plane, model, tile_size, halo):
-    """Create the tiled session for one image plane (runs in a worker thread)."""
+def default_session_factory(plane, model, tile_size, halo, cache=None):
+    """Create the tiled session for one image plane (runs in a worker thread).
+
+    ``cache``: a ``.zarr`` embeddings store to create or resume (one made for other pixels,
+    model or tiling is replaced), or None to keep embeddings in memory.
+    """
     from napari_segany.session import SegmentationSession
 
     return SegmentationSession(
@@ -78,7 +83,32 @@ def default_session_factory(plane, model, tile_size, halo):
         channel_axis=plane.channel_axis,
         tile_size=tile_size,
         halo=halo,
+        cache=cache,
+        overwrite_cache=True,
     )
+
+
+def embeddings_cache_path(layer, plane, spec: str, tile, halo):
+    """Where the embeddings of an image opened from a file are kept between napari sessions.
+
+    ``<user cache>/napari-segany/embeddings/<hash>.zarr`` (``NAPARI_SEGANY_EMBEDDINGS`` overrides
+    the folder), keyed by the file, plane, channel axis, model and tiling; the session checks
+    the pixels themselves against the store's signature. None for images not read from a file.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    source = getattr(getattr(layer, "source", None), "path", None)
+    if not source:
+        return None
+    folder = os.environ.get("NAPARI_SEGANY_EMBEDDINGS")
+    if not folder:
+        import platformdirs
+
+        folder = Path(platformdirs.user_cache_dir("napari-segany", appauthor=False)) / "embeddings"
+    key = repr((str(Path(source).resolve()), plane.key[1:], spec, tile, halo))
+    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.zarr"
 
 
 def automatic_available() -> bool:
@@ -490,10 +520,13 @@ class SegmentAnythingWidget(QWidget):
         tile = self.tile_spin.value() or None
         halo = self.halo_spin.value() or None
         factory = self.session_factory
+        cache = embeddings_cache_path(layer, plane, spec, tile, halo)
 
         def prepare():
             model = load_model_cached(spec, device)
-            return factory(plane, model, tile, halo)
+            if cache is None:
+                return factory(plane, model, tile, halo)
+            return factory(plane, model, tile, halo, cache=cache)
 
         self._say(f"Loading {spec} and preparing {layer.name!r}…")
         self._open_progress(0, f"Segment Anything: loading {spec}")
@@ -627,7 +660,9 @@ class SegmentAnythingWidget(QWidget):
             return
         from napari.qt.threading import create_worker
 
-        previous = self.prediction if prompts.extends(self._last_prompts) else None
+        previous = None
+        if prompts.extends(self._last_prompts) and self.prediction is not None:
+            previous = _as_chosen(self.prediction, self.candidate)
         session = self.session
 
         def decode():
@@ -819,6 +854,16 @@ class SegmentAnythingWidget(QWidget):
         self.cancel()
         self._close_progress()
         super().closeEvent(event)
+
+
+def _as_chosen(prediction, index: int):
+    """``prediction`` with candidate ``index`` as its best, so that the mask the user sees (not
+    necessarily the highest-scored one) is the one fed back to refine."""
+    if index == prediction.best or not dataclasses.is_dataclass(prediction):
+        return prediction
+    scores = np.zeros_like(np.asarray(prediction.scores))
+    scores[index] = 1.0
+    return dataclasses.replace(prediction, scores=scores)
 
 
 def _auto_spin(tooltip: str) -> QSpinBox:
