@@ -119,6 +119,8 @@ def test_point_preview_cycle_commit_undo_redo(viewer, nuclei, qtbot):
     _compute(widget, qtbot)
     names = [layer.name for layer in viewer.layers]
     assert {"prompts", "box prompt", "current object", "segmentation"} <= set(names)
+    assert widget.points_layer.mode == "add" and widget.box_layer.mode == "add_rectangle"
+    assert viewer.layers.selection.active.name == "prompts"
 
     target, centre = _centre_of_largest(truth)
     _click(widget.points_layer, centre)
@@ -276,8 +278,8 @@ def test_cancel_mid_encoding_leaves_a_usable_session(viewer, qtbot):
     layer = viewer.add_image(data, name="big", contrast_limits=(150, 3500))
     widget = _make_widget(viewer, qtbot)
     widget.tile_spin.setValue(512)
-    viewer.camera.center = (256, 256)
-    viewer.camera.zoom = 2.0
+    viewer.scene.camera.center = (256, 256)
+    viewer.scene.camera.zoom = 2.0
     reports = []
     widget.compute_button.click()
     qtbot.waitUntil(lambda: widget._encode_worker is not None, timeout=WAIT_MS)
@@ -455,3 +457,34 @@ def test_reopening_a_file_uses_its_cached_embeddings(
     assert encoded == [], "no tile encoded again"
     _click(again.points_layer, (192.0, 192.0))
     _wait_preview(again, qtbot)
+
+
+def test_screenshot_of_the_annotator(viewer, nuclei, qtbot, tmp_path):
+    """A screenshot of napari with the widget and committed objects (the README's picture).
+
+    Set NAPARI_SEGANY_SCREENSHOT=path/to/file.png to keep it.
+    """
+    _image, truth = nuclei
+    window = viewer.window.__wrapped__ if hasattr(viewer.window, "__wrapped__") else viewer.window
+    window._qt_window.resize(1400, 900)
+    viewer.layers["nuclei ground truth"].visible = False
+    widget = _make_widget(viewer, qtbot)
+    _compute(widget, qtbot)
+    ids, counts = np.unique(truth[truth > 0], return_counts=True)
+    for target in ids[np.argsort(counts)[::-1][:6]]:
+        rows, cols = np.nonzero(truth == target)
+        box = np.array([[rows.min() - 2, cols.min() - 2], [rows.max() + 2, cols.max() + 2]])
+        widget.box_layer.add_rectangles(box)
+        _wait_preview(widget, qtbot)
+        assert widget.commit() > 0
+    _target, centre = _centre_of_largest(
+        np.where(np.asarray(widget.labels_layer.data) > 0, 0, truth)
+    )
+    _click(widget.points_layer, centre)
+    _wait_preview(widget, qtbot)
+    viewer.reset_view()
+    qtbot.wait(200)
+    path = os.environ.get("NAPARI_SEGANY_SCREENSHOT") or str(tmp_path / "annotator.png")
+    shot = viewer.screenshot(path, canvas_only=False, flash=False)
+    assert shot.shape[0] >= 600 and shot.shape[1] >= 1000
+    assert shot[..., :3].std() > 10, "the screenshot is not blank"

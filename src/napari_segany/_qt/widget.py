@@ -50,6 +50,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
 )
 
 CURRENT_NAME = "current object"
+CURRENT_COLOR = "yellow"
 SEGMENTATION_NAME = "segmentation"
 FILE_ITEM = "file"
 
@@ -459,12 +460,17 @@ class SegmentAnythingWidget(QWidget):
                 )
             self.labels_layer = existing
         if not self._alive(self.current_layer):
+            from napari.utils.colormaps import DirectLabelColormap
+
             self.current_layer = self.viewer.add_labels(
                 np.zeros((1, 1), dtype=np.uint8),
                 name=CURRENT_NAME,
                 opacity=0.6,
                 scale=scale[-2:],
                 translate=translate[-2:],
+                colormap=DirectLabelColormap(
+                    color_dict={None: "transparent", 0: "transparent", 1: CURRENT_COLOR}
+                ),
             )
         if not self._alive(self.box_layer):
             self.box_layer = prompt_layers.make_box_layer(scale[-2:], translate[-2:])
