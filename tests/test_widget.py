@@ -297,6 +297,28 @@ def test_cancel_mid_encoding_leaves_a_usable_session(viewer, qtbot):
     assert layer.name == widget.image_combo.currentText()
 
 
+def test_encoding_follows_the_view(viewer, qtbot):
+    from napari_segany._sample_data import large_nuclei_image
+
+    viewer.add_image(large_nuclei_image(size=2048, block=512), contrast_limits=(150, 3500))
+    widget = _make_widget(viewer, qtbot)
+    widget.tile_spin.setValue(512)
+    camera = viewer.scene.camera
+    camera.center, camera.zoom = (256, 256), 2.0
+    reports = []
+    widget.compute_button.click()
+    qtbot.waitUntil(lambda: widget._encode_worker is not None, timeout=WAIT_MS)
+    widget._encode_worker.yielded.connect(reports.append)
+    qtbot.waitUntil(lambda: len(reports) >= 1, timeout=WAIT_MS)
+    corner = (slice(1850, 2000), slice(1850, 2000))
+    assert not widget.session.is_encoded(corner)
+    camera.center = (1925, 1925)  # the user pans to the opposite corner
+    qtbot.waitUntil(lambda: widget.session.is_encoded(corner), timeout=WAIT_MS)
+    assert not widget.session.is_encoded(), "the new view came before the rest"
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget._busy(), timeout=WAIT_MS)
+
+
 def test_responsive_while_encoding_and_fast_click_preview(viewer, nuclei, qtbot, record_property):
     """A 10 ms timer stays on time while tiles encode; a click adds little to the decode."""
     from qtpy.QtCore import QTimer

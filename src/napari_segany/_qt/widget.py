@@ -15,18 +15,16 @@ import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -34,7 +32,12 @@ from qtpy.QtWidgets import (
 from napari_segany._qt import labels_edit, prompt_layers
 from napari_segany._qt.image_source import ImageSourceError, channel_axes, current_plane
 from napari_segany._qt.image_source import visible_region as _visible_region
-from napari_segany.user_settings import DEVICES, AnnotatorSettings
+from napari_segany._qt.model_controls import ModelControls
+from napari_segany._qt.sessions import (
+    default_session_factory,
+    embeddings_cache_path,
+    load_model_cached,
+)
 
 #: (key, what it does), shown in the widget and the README.
 SHORTCUTS: tuple[tuple[str, str], ...] = (
@@ -52,64 +55,6 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
 CURRENT_NAME = "current object"
 CURRENT_COLOR = "yellow"
 SEGMENTATION_NAME = "segmentation"
-FILE_ITEM = "file"
-
-# loaded models, shared by all widgets: (name or path, device) -> SamModel
-_MODELS: dict[tuple[str, str], object] = {}
-
-
-def load_model_cached(spec: str, device: str):
-    """Load a model once per (name or path, device); runs in a worker thread."""
-    key = (spec, device)
-    model = _MODELS.get(key)
-    if model is None:
-        from napari_segany.models.loading import load_model
-
-        model = load_model(spec, device=device)
-        _MODELS[key] = model
-    return model
-
-
-def default_session_factory(plane, model, tile_size, halo, cache=None):
-    """Create the tiled session for one image plane (runs in a worker thread).
-
-    ``cache``: a ``.zarr`` embeddings store to create or resume (one made for other pixels,
-    model or tiling is replaced), or None to keep embeddings in memory.
-    """
-    from napari_segany.session import SegmentationSession
-
-    return SegmentationSession(
-        plane.data,
-        model,
-        channel_axis=plane.channel_axis,
-        tile_size=tile_size,
-        halo=halo,
-        cache=cache,
-        overwrite_cache=True,
-    )
-
-
-def embeddings_cache_path(layer, plane, spec: str, tile, halo):
-    """Where the embeddings of an image opened from a file are kept between napari sessions.
-
-    ``<user cache>/napari-segany/embeddings/<hash>.zarr`` (``NAPARI_SEGANY_EMBEDDINGS`` overrides
-    the folder), keyed by the file, plane, channel axis, model and tiling; the session checks
-    the pixels themselves against the store's signature. None for images not read from a file.
-    """
-    import hashlib
-    import os
-    from pathlib import Path
-
-    source = getattr(getattr(layer, "source", None), "path", None)
-    if not source:
-        return None
-    folder = os.environ.get("NAPARI_SEGANY_EMBEDDINGS")
-    if not folder:
-        import platformdirs
-
-        folder = Path(platformdirs.user_cache_dir("napari-segany", appauthor=False)) / "embeddings"
-    key = repr((str(Path(source).resolve()), plane.key[1:], spec, tile, halo))
-    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.zarr"
 
 
 def automatic_available() -> bool:
@@ -160,7 +105,6 @@ class SegmentAnythingWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.settings = AnnotatorSettings.load()
         self.session = None
         self.plane = None
         self.image_layer = None
@@ -180,9 +124,13 @@ class SegmentAnythingWidget(QWidget):
         self._last_prompts: _Prompts | None = None
         self._pbar = None
         self._clearing = False
-        self._restoring = False
+        self._restart_encoding = False
+        # the view moved while encoding: wait until it rests, then re-prioritise the tiles
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.setInterval(300)
+        self._view_timer.timeout.connect(self._follow_view)
         self._build_ui()
-        self._restore_settings()
         self._connect_viewer()
         self._refresh_image_layers()
 
@@ -194,19 +142,17 @@ class SegmentAnythingWidget(QWidget):
         self.image_combo.setToolTip("Image layer to segment (for stacks: the plane shown)")
         self.channel_combo = QComboBox()
         self.channel_combo.setToolTip("Axis holding channels of a multichannel image")
-        self.model_combo = QComboBox()
-        self._fill_models()
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(list(DEVICES))
-        self.tile_spin = _auto_spin("Tile size in pixels (auto: the model's input size)")
-        self.halo_spin = _auto_spin("Overlap around each tile in pixels (auto: from the model)")
         form.addRow("Image", self.image_combo)
         form.addRow("Channels", self.channel_combo)
-        form.addRow("Model", self.model_combo)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Tile size", self.tile_spin)
-        form.addRow("Halo", self.halo_spin)
         layout.addLayout(form)
+        self.model_controls = ModelControls(self)
+        self.model_controls.message.connect(self._say)
+        layout.addWidget(self.model_controls)
+        # the controls, for tests and scripts
+        self.model_combo = self.model_controls.model_combo
+        self.device_combo = self.model_controls.device_combo
+        self.tile_spin = self.model_controls.tile_spin
+        self.halo_spin = self.model_controls.halo_spin
 
         row = QHBoxLayout()
         self.compute_button = QPushButton("Compute embeddings")
@@ -255,98 +201,12 @@ class SegmentAnythingWidget(QWidget):
 
         self.image_combo.currentIndexChanged.connect(self._image_changed)
         self.channel_combo.currentIndexChanged.connect(self._plane_changed)
-        self.model_combo.activated.connect(self._model_activated)
-        self.device_combo.currentIndexChanged.connect(self._save_settings)
-        self.tile_spin.valueChanged.connect(self._save_settings)
-        self.halo_spin.valueChanged.connect(self._save_settings)
         self.compute_button.clicked.connect(self.compute_embeddings)
         self.cancel_button.clicked.connect(self.cancel)
         self.candidate_group.idClicked.connect(self.select_candidate)
         self.commit_button.clicked.connect(self.commit)
         self.clear_button.clicked.connect(self.clear_prompts)
         self.segment_all_button.clicked.connect(self.segment_all)
-
-    def _fill_models(self) -> None:
-        from napari_segany.models.download import is_cached
-        from napari_segany.models.registry import MODELS
-
-        self.model_combo.clear()
-        for name, info in MODELS.items():
-            if info.is_bundled:
-                text = f"{name} (embedded)"
-            elif is_cached(name):
-                text = f"{name} (cached)"
-            else:
-                size = f", {info.size_bytes / 1e6:.0f} MB" if info.size_bytes else ""
-                text = f"{name} (not cached: downloads{size})"
-            self.model_combo.addItem(text, name)
-        self.model_combo.addItem("From file…", FILE_ITEM)
-
-    def _update_file_item(self) -> None:
-        index = self.model_combo.findData(FILE_ITEM)
-        path = self.settings.checkpoint
-        text = f"File: {path.rsplit('/', 1)[-1]}" if path else "From file…"
-        self.model_combo.setItemText(index, text)
-        self.model_combo.setItemData(index, path or "", Qt.ToolTipRole)
-
-    def _restore_settings(self) -> None:
-        s = self.settings
-        self._restoring = True
-        try:
-            self._apply_settings(s)
-        finally:
-            self._restoring = False
-
-    def _apply_settings(self, s: AnnotatorSettings) -> None:
-        self._update_file_item()
-        index = self.model_combo.findData(s.model)
-        if index < 0 or (s.model == FILE_ITEM and not s.checkpoint):
-            index = self.model_combo.findData("segany_cells")
-        self.model_combo.setCurrentIndex(max(index, 0))
-        self.device_combo.setCurrentText(s.device)
-        self.tile_spin.setValue(s.tile_size)
-        self.halo_spin.setValue(s.halo)
-
-    def _save_settings(self, *args) -> None:
-        if self._restoring:
-            return
-        s = self.settings
-        s.model = self.model_combo.currentData() or "segany_cells"
-        s.device = self.device_combo.currentText()
-        s.tile_size = int(self.tile_spin.value())
-        s.halo = int(self.halo_spin.value())
-        try:
-            s.save()
-        except OSError as exc:  # settings are a convenience: never break the annotator
-            self._say(f"Could not save settings: {exc}")
-
-    def _model_activated(self, index: int) -> None:
-        if self.model_combo.itemData(index) == FILE_ITEM:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Segment Anything checkpoint", self.settings.checkpoint or "",
-                "Checkpoints (*.pth *.pt *.ckpt);;All files (*)",
-            )  # fmt: skip
-            if path:
-                self.set_checkpoint(path)
-            elif not self.settings.checkpoint:
-                self.model_combo.setCurrentIndex(self.model_combo.findData("segany_cells"))
-        self._save_settings()
-
-    def set_checkpoint(self, path: str) -> None:
-        """Use a local checkpoint file as the model (what "From file…" does)."""
-        self.settings.checkpoint = str(path)
-        self._update_file_item()
-        self.model_combo.setCurrentIndex(self.model_combo.findData(FILE_ITEM))
-        self._save_settings()
-
-    def model_spec(self) -> str:
-        """Registry name or checkpoint path of the chosen model."""
-        name = self.model_combo.currentData()
-        if name == FILE_ITEM:
-            if not self.settings.checkpoint:
-                raise ValueError("Choose a checkpoint file (Model: From file…).")
-            return self.settings.checkpoint
-        return name or "segany_cells"
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
@@ -356,6 +216,10 @@ class SegmentAnythingWidget(QWidget):
         events = self.viewer.layers.events
         events.inserted.connect(self._refresh_image_layers)
         events.removed.connect(self._refresh_image_layers)
+        scene = getattr(self.viewer, "scene", None)
+        camera = scene.camera if scene is not None else self.viewer.camera
+        camera.events.center.connect(self._view_moved)
+        camera.events.zoom.connect(self._view_moved)
         self.viewer.dims.events.current_step.connect(self._plane_changed)
 
     def _refresh_image_layers(self, *args) -> None:
@@ -412,8 +276,15 @@ class SegmentAnythingWidget(QWidget):
             self._say("Compute embeddings to start segmenting this image.")
 
     def _session_key(self, plane) -> tuple:
-        return (*plane.key, self.model_combo.currentData(), self.device_combo.currentText(),
-                self.tile_spin.value(), self.halo_spin.value())  # fmt: skip
+        return (*plane.key, *self.model_controls.key())
+
+    def set_checkpoint(self, path: str) -> None:
+        """Use a local checkpoint file as the model (what "From file…" does)."""
+        self.model_controls.set_checkpoint(path)
+
+    def model_spec(self) -> str:
+        """Registry name or checkpoint path of the chosen model."""
+        return self.model_controls.model_spec()
 
     def _set_session(self, session, plane, layer) -> None:
         self.session, self.plane, self.image_layer = session, plane, layer
@@ -510,7 +381,7 @@ class SegmentAnythingWidget(QWidget):
             return
         try:
             layer, plane = self.selected_plane()
-            spec = self.model_spec()
+            spec = self.model_controls.model_spec()
         except (ImageSourceError, ValueError) as exc:
             self._say(str(exc))
             return
@@ -522,9 +393,8 @@ class SegmentAnythingWidget(QWidget):
             return
         from napari.qt.threading import create_worker
 
-        device = self.device_combo.currentText()
-        tile = self.tile_spin.value() or None
-        halo = self.halo_spin.value() or None
+        controls = self.model_controls
+        device, tile, halo = controls.device(), controls.tile_size(), controls.halo()
         factory = self.session_factory
         cache = embeddings_cache_path(layer, plane, spec, tile, halo)
 
@@ -575,7 +445,13 @@ class SegmentAnythingWidget(QWidget):
         worker = create_worker(encode, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._encode_progress)
         worker.returned.connect(lambda _: self._say("Embeddings ready: click to segment."))
-        worker.aborted.connect(lambda: self._say("Cancelled; finished tiles stay usable."))
+        worker.aborted.connect(
+            lambda: (
+                None
+                if self._restart_encoding
+                else self._say("Cancelled; finished tiles stay usable.")
+            )
+        )
         worker.errored.connect(self._failed)
         worker.finished.connect(lambda w=worker: self._worker_done(w))
         self._encode_worker = worker
@@ -610,10 +486,29 @@ class SegmentAnythingWidget(QWidget):
         self.compute_button.setEnabled(not running)
         self._update_segment_all()
 
+    def _view_moved(self, event=None) -> None:
+        if self._encode_worker is not None:
+            self._view_timer.start()
+
+    def _follow_view(self) -> None:
+        """While encoding, re-order the remaining tiles to start under the new view."""
+        if self._encode_worker is None or self.session is None:
+            return
+        region = self.visible_region()
+        if region is None or self.session.is_encoded(region):
+            return
+        self._restart_encoding = True
+        self._encode_worker.quit()
+
     def _worker_done(self, worker) -> None:
         for name in ("_prepare_worker", "_encode_worker", "_auto_worker"):
             if getattr(self, name) is worker:
                 setattr(self, name, None)
+        if self._restart_encoding and worker is not None and self.session is not None:
+            self._restart_encoding = False
+            if not self._busy():
+                self._start_encoding()
+                return
         if not self._busy():
             self._close_progress()
             self._set_running(False)
@@ -624,6 +519,7 @@ class SegmentAnythingWidget(QWidget):
 
     def cancel(self) -> None:
         """Stop encoding or automatic segmentation at the next tile; finished work stays."""
+        self._restart_encoding = False
         for worker in (self._prepare_worker, self._encode_worker, self._auto_worker):
             if worker is not None:
                 worker.quit()
@@ -870,12 +766,3 @@ def _as_chosen(prediction, index: int):
     scores = np.zeros_like(np.asarray(prediction.scores))
     scores[index] = 1.0
     return dataclasses.replace(prediction, scores=scores)
-
-
-def _auto_spin(tooltip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(0, 16384)
-    spin.setSingleStep(64)
-    spin.setSpecialValueText("auto")
-    spin.setToolTip(tooltip)
-    return spin
