@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from napari_segany import __version__
+from napari_segany.cli_embed import add_embed_parser
+from napari_segany.cli_segment import add_segment_parser
 
 __all__ = ["SUBCOMMANDS", "add_models_parser", "build_parser", "main", "run_models"]
 
@@ -203,6 +205,8 @@ def download_models(names: Sequence[str]) -> int:
 #: Builders of the subcommand parsers, in the order shown by ``--help``.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
     add_models_parser,
+    add_segment_parser,
+    add_embed_parser,
 ]
 
 

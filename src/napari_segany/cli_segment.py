@@ -121,6 +121,11 @@ def run_segment(args: argparse.Namespace) -> int:
             sources.append(open_image(image, channel_axis=args.channel_axis, plane=args.plane))
         except (ImageSourceError, ValueError) as error:
             return _fail(str(error))
+    if args.scheduler is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            return _fail("--scheduler needs dask.distributed: pip install 'napari-segany[dask]'")
     for target in targets:
         try:
             check_writable(target, overwrite=args.overwrite)

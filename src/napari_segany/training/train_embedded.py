@@ -15,6 +15,9 @@ How one step works
   matching window of the frame's positional encoding and prompts in frame coordinates, so a model
   trained on small crops works on full 1024² inputs.
 * Loss per round: 20·focal + dice of the best candidate, plus MSE of the predicted IoU.
+* Models with an instance head also learn foreground and centre maps of every scene
+  (:func:`napari_segany.training.train_instance_head.head_loss`, weight ``head_weight``), so the
+  image encoder serves prompts and automatic segmentation alike.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class TrainConfig:
     out: str = "segany_cells.pt"
     log_every: int = 50
     save_every: int = 500
+    head_weight: float = 1.0
+    init: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -186,7 +191,17 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
 
     rgb = torch.as_tensor(np.stack([s.rgb for s in scenes]), device=device)
     x = (rgb.permute(0, 3, 1, 2).float() - model.pixel_mean) / model.pixel_std
-    embeddings = model.image_encoder(x)[scene_of]  # (B, 256, grid, grid)
+    scene_embeddings = model.image_encoder(x)
+    head_term = torch.zeros((), device=device)
+    if model.has_instance_head and cfg.head_weight > 0:
+        from napari_segany.training.train_instance_head import head_loss
+
+        maps = F.interpolate(
+            model.instance_head(scene_embeddings), size=(size, size), mode="bilinear"
+        )
+        labels = torch.as_tensor(np.stack([s.labels for s in scenes]).astype(np.int64))
+        head_term = cfg.head_weight * head_loss(maps, labels)
+    embeddings = scene_embeddings[scene_of]  # (B, 256, grid, grid)
     full_pe = model.prompt_encoder.get_dense_pe()
     image_pe = torch.stack(
         [full_pe[0, :, r : r + grid, c : c + grid] for r, c in offsets_tokens[scene_of]]
@@ -218,8 +233,14 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
             prompts = add_corrections(prompts, masks, predicted.cpu().numpy(), rng)
             mask_input = low_res[torch.arange(len(best)), best][:, None].detach()
     loss = total / (cfg.corrective_rounds + 1)
-    loss.backward()
-    return {"loss": loss.item(), "iou_first": ious[0], "iou_last": ious[-1], "kind": kind}
+    (loss + head_term).backward()
+    return {
+        "loss": loss.item(),
+        "head": head_term.item(),
+        "iou_first": ious[0],
+        "iou_last": ious[-1],
+        "kind": kind,
+    }
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -254,6 +275,12 @@ def train(cfg: TrainConfig) -> Path:
     model = build_model(ARCHITECTURE, seed=cfg.seed).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
+    if cfg.init and not state_path.exists():
+        from napari_segany.models.checkpoint import read_checkpoint
+
+        weights, _ = read_checkpoint(Path(cfg.init))
+        model.load_state_dict(weights, strict=True)
+        print(f"initialised from {cfg.init}")
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -271,10 +298,12 @@ def train(cfg: TrainConfig) -> Path:
         optimizer.step()
         recent.append(metrics)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            mean = {k: np.mean([m[k] for m in recent]) for k in ("loss", "iou_first", "iou_last")}
+            keys = ("loss", "head", "iou_first", "iou_last")
+            mean = {k: np.mean([m[k] for m in recent]) for k in keys}
             rate = (time.perf_counter() - t0) / len(recent)
             print(
-                f"step {step + 1}/{cfg.steps}  loss {mean['loss']:.4f}  IoU first "
+                f"step {step + 1}/{cfg.steps}  loss {mean['loss']:.4f}  head {mean['head']:.4f}  "
+                "IoU first "
                 f"{mean['iou_first']:.3f} last {mean['iou_last']:.3f}  {rate:.2f} s/step",
                 flush=True,
             )
