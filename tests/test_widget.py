@@ -155,6 +155,43 @@ def test_point_preview_cycle_commit_undo_redo(viewer, nuclei, qtbot):
     assert np.array_equal(np.asarray(seg.data) == 1, mask)
 
 
+def test_keyboard_shortcuts(viewer, nuclei, qtbot):
+    from qtpy.QtCore import Qt
+
+    _image, truth = nuclei
+    widget = _make_widget(viewer, qtbot)
+    _compute(widget, qtbot)
+    raw = viewer.__wrapped__ if hasattr(viewer, "__wrapped__") else viewer
+    canvas = raw.window._qt_viewer.canvas.native
+
+    def press(key, modifiers=Qt.NoModifier):
+        qtbot.keyClick(canvas, key, modifiers)
+
+    _target, centre = _centre_of_largest(truth)
+    _click(widget.points_layer, centre)
+    _wait_preview(widget, qtbot)
+    first = widget.candidate
+    press(Qt.Key_N)
+    assert widget.candidate == (first + 1) % 3
+    press(Qt.Key_C)  # commit
+    seg = widget.labels_layer
+    assert (np.asarray(seg.data) > 0).any() and widget.prediction is None
+    committed = np.asarray(seg.data).copy()
+    press(Qt.Key_Z, Qt.ControlModifier)
+    assert not np.asarray(seg.data).any()
+    press(Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert np.array_equal(np.asarray(seg.data), committed)
+    _click(widget.points_layer, (10.0, 10.0))
+    press(Qt.Key_C, Qt.ShiftModifier)  # clear
+    assert len(widget.points_layer.data) == 0
+    # delete the object under the cursor
+    raw.cursor.position = tuple(widget.labels_layer.data_to_world(centre))
+    press(Qt.Key_D, Qt.ShiftModifier)
+    assert not np.asarray(seg.data).any()
+    press(Qt.Key_T)
+    assert widget.negative_mode
+
+
 def test_negative_point_shift_click_and_box(viewer, nuclei, qtbot):
     _image, truth = nuclei
     widget = _make_widget(viewer, qtbot)
@@ -268,7 +305,17 @@ def test_bad_layers_give_a_message_not_a_traceback(viewer, qtbot):
     widget.compute_button.click()
     qtbot.waitUntil(lambda: not widget._busy(), timeout=WAIT_MS)
     assert widget.session is None
-    assert "Error" in widget.status.text() or "checkpoint" in widget.status.text().lower()
+    assert widget.status.text().startswith("CheckpointError: ")
+    # a device this computer does not have
+    import torch
+
+    if not torch.backends.mps.is_available():
+        widget.model_combo.setCurrentIndex(widget.model_combo.findData("segany_cells"))
+        widget.device_combo.setCurrentText("mps")
+        widget.compute_button.click()
+        qtbot.waitUntil(lambda: not widget._busy(), timeout=WAIT_MS)
+        assert widget.session is None
+        assert "mps" in widget.status.text() and "auto" in widget.status.text()
 
 
 def test_cancel_mid_encoding_leaves_a_usable_session(viewer, qtbot):

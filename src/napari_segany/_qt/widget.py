@@ -287,6 +287,8 @@ class SegmentAnythingWidget(QWidget):
         return self.model_controls.model_spec()
 
     def _set_session(self, session, plane, layer) -> None:
+        if session is not self.session:
+            self.clear_prompts()  # prompts belong to the plane they were placed on
         self.session, self.plane, self.image_layer = session, plane, layer
         self._last_prompts = None
         self._show_prediction(None)
@@ -578,7 +580,7 @@ class SegmentAnythingWidget(QWidget):
 
         worker = create_worker(decode, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda result: self._decoded(session, prompts, result))
-        worker.errored.connect(self._failed)
+        worker.errored.connect(lambda exc: self._say(f"{type(exc).__name__}: {exc}"))
         worker.finished.connect(self._decode_finished)
         self._decode_worker = worker
         worker.start()
