@@ -151,3 +151,47 @@ def test_segment_encoded_is_deterministic(method, rng):
     assert first.shape == (100, 120) and first.dtype == np.uint32
     np.testing.assert_array_equal(first, again)
     assert set(scores) == set(np.unique(first)) - {0}
+
+
+def test_crop_boxes_cover_the_image_with_overlap():
+    from napari_segany.automatic.point_grid import crop_boxes
+
+    assert crop_boxes((100, 80), 0, 0.3) == [(0, 0, 100, 80)]
+    boxes = crop_boxes((100, 80), 1, 0.3)
+    assert len(boxes) == 4
+    covered = np.zeros((100, 80), int)
+    for r0, c0, r1, c1 in boxes:
+        covered[r0:r1, c0:c1] += 1
+    assert covered.min() >= 1 and covered.max() >= 2  # everything covered, crops overlap
+
+
+def test_crop_layers_add_candidates_from_zoomed_crops(rng):
+    model = build_model("vit_t", img_size=128, seed=0)
+    predictor = Predictor(model)
+    image = rng.integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    predictor.set_rgb_image(image)
+    loose = dict(pred_iou_threshold=-1.0, stability_threshold=0.0, max_area_fraction=1.0)
+    base = AutomaticParams.from_options(method="point_grid", points_per_side=4, **loose)
+    layered = AutomaticParams.from_options(
+        method="point_grid", points_per_side=4, crop_layers=1, **loose
+    )
+    with pytest.raises(ValueError, match="need the image"):
+        segment_encoded(predictor, layered)
+    labels, _ = segment_encoded(predictor, layered, image)
+    assert labels.shape == (120, 120) and labels.dtype == np.uint32
+    plain, _ = segment_encoded(predictor, base)
+    assert plain.shape == labels.shape
+
+
+def test_crop_candidates_cut_by_an_inner_crop_edge_are_dropped():
+    from napari_segany.automatic.point_grid import place_crop_candidates
+
+    def cand(box):
+        return MaskCandidate(np.ones((box[2] - box[0], box[3] - box[1]), bool), box, 0.9, 0.9)
+
+    crop = (0, 40, 60, 100)  # touches the image's top and right border, inner left edge
+    inside = cand((5, 5, 20, 20))
+    at_left_edge = cand((5, 0, 20, 10))  # continues left of the crop
+    at_image_border = cand((0, 50, 10, 60))  # top row of crop = image border: whole
+    placed = place_crop_candidates([inside, at_left_edge, at_image_border], crop, (100, 100))
+    assert [c.box for c in placed] == [(5, 45, 20, 60), (0, 90, 10, 100)]

@@ -35,6 +35,13 @@ class PointGridParams:
         Boxes overlapping a better mask's box with more IoU than this are dropped [0.7].
     max_area_fraction : float
         Masks covering more than this share of the tile (usually the background) are dropped.
+    crop_layers : int
+        Extra passes on zoomed-in crops [0]: layer ``k`` cuts the tile into ``2**k × 2**k``
+        overlapping crops, encodes each one (models that scale inputs up see small cells larger)
+        and decodes a grid of ``points_per_side // 2**k`` per side on it. Masks cut by a crop's
+        edge are dropped; box NMS then merges all layers.
+    crop_overlap : float
+        Overlap of neighbouring crops as a fraction of the crop size [512/1500].
     """
 
     points_per_side: int = 32
@@ -44,6 +51,8 @@ class PointGridParams:
     stability_offset: float = 1.0
     box_nms_threshold: float = 0.7
     max_area_fraction: float = 0.5
+    crop_layers: int = 0
+    crop_overlap: float = 512 / 1500
 
 
 @dataclass
@@ -123,7 +132,76 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarr
     return np.array(keep, dtype=np.int64)
 
 
-def point_grid_candidates(predictor, params: PointGridParams) -> list[MaskCandidate]:
+def crop_boxes(
+    shape: tuple[int, int], layer: int, overlap: float
+) -> list[tuple[int, int, int, int]]:
+    """Crops of one layer: ``2**layer`` per side, overlapping, covering the image.
+
+    Returns
+    -------
+    list of (row0, col0, row1, col1), end-exclusive, row-major.
+    """
+    n = 2**layer
+    boxes_per_axis = []
+    for length in shape:
+        size = int(np.ceil((length + (n - 1) * overlap * length / n) / n))
+        size = min(length, max(size, 1))
+        starts = [round(i * (length - size) / (n - 1)) if n > 1 else 0 for i in range(n)]
+        boxes_per_axis.append([(s, s + size) for s in starts])
+    return [(r0, c0, r1, c1) for r0, r1 in boxes_per_axis[0] for c0, c1 in boxes_per_axis[1]]
+
+
+def crop_layer_candidates(
+    model, rgb: np.ndarray, params: PointGridParams, precision: str = "fp32"
+) -> list[MaskCandidate]:
+    """Candidates of crop layers 1..``params.crop_layers`` on an (H, W, 3) uint8 image.
+
+    Each crop is encoded on its own; boxes are returned in the image's coordinates. Masks that
+    touch a crop edge lying inside the image are dropped (the object continues outside the crop).
+    """
+    from dataclasses import replace
+
+    from napari_segany.predictor import Predictor
+
+    h, w = rgb.shape[:2]
+    found: list[MaskCandidate] = []
+    predictor = Predictor(model, precision)
+    for layer in range(1, params.crop_layers + 1):
+        layer_params = replace(params, points_per_side=max(1, params.points_per_side // 2**layer))
+        for r0, c0, r1, c1 in crop_boxes((h, w), layer, params.crop_overlap):
+            predictor.set_rgb_image(np.ascontiguousarray(rgb[r0:r1, c0:c1]))
+            crop_found = point_grid_candidates(predictor, layer_params, nms=False)
+            found += place_crop_candidates(crop_found, (r0, c0, r1, c1), (h, w))
+    return found
+
+
+def place_crop_candidates(
+    candidates: list[MaskCandidate], crop: tuple[int, int, int, int], shape: tuple[int, int]
+) -> list[MaskCandidate]:
+    """Move a crop's candidates into image coordinates, dropping those cut by the crop.
+
+    A mask touching a crop edge that lies inside the image continues beyond the crop, so it is
+    dropped; edges on the image border do not cut.
+    """
+    r0, c0, r1, c1 = crop
+    placed = []
+    for c in candidates:
+        b = c.box
+        cut = (
+            (b[0] == 0 and r0 > 0)
+            or (b[1] == 0 and c0 > 0)
+            or (b[2] == r1 - r0 and r1 < shape[0])
+            or (b[3] == c1 - c0 and c1 < shape[1])
+        )
+        if not cut:
+            box = (b[0] + r0, b[1] + c0, b[2] + r0, b[3] + c0)
+            placed.append(MaskCandidate(c.mask, box, c.predicted_iou, c.stability))
+    return placed
+
+
+def point_grid_candidates(
+    predictor, params: PointGridParams, nms: bool = True
+) -> list[MaskCandidate]:
     """Decode the point grid on the predictor's current image and keep the good masks.
 
     Parameters
@@ -132,10 +210,13 @@ def point_grid_candidates(predictor, params: PointGridParams) -> list[MaskCandid
         With an image or embedding set.
     params : PointGridParams
 
+    nms : bool
+        Apply box NMS (False when the caller merges several passes first).
+
     Returns
     -------
     list of MaskCandidate
-        After the IoU, stability, area and box-NMS filters, best first.
+        After the IoU, stability, area and (with ``nms``) box-NMS filters, best first.
     """
     import torch
 
@@ -168,11 +249,16 @@ def point_grid_candidates(predictor, params: PointGridParams) -> list[MaskCandid
             candidate = _crop_candidate(mask, float(score), float(stab))
             if candidate is not None and candidate.area <= params.max_area_fraction * h * w:
                 found.append(candidate)
+    return suppress_duplicates(found, params.box_nms_threshold) if nms else found
+
+
+def suppress_duplicates(found: list[MaskCandidate], threshold: float) -> list[MaskCandidate]:
+    """Box NMS over candidates by predicted IoU; best first."""
     if not found:
         return []
     boxes = np.array([c.box for c in found])
     scores = np.array([c.predicted_iou for c in found])
-    return [found[i] for i in box_nms(boxes, scores, params.box_nms_threshold)]
+    return [found[i] for i in box_nms(boxes, scores, threshold)]
 
 
 def _crop_candidate(mask: np.ndarray, score: float, stability: float) -> MaskCandidate | None:

@@ -58,7 +58,8 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
 
     predictor = predictor or Predictor(session.model, session.precision)
     predictor.set_embedding(session.tile_embedding(index))
-    return segment_encoded(predictor, params)
+    rgb = session.tile_image(index) if params.point_grid.crop_layers > 0 else None
+    return segment_encoded(predictor, params, rgb)
 
 
 def iter_segment(

@@ -6,7 +6,12 @@ import numpy as np
 
 from napari_segany.automatic.instances import labels_from_maps
 from napari_segany.automatic.params import AutomaticParams
-from napari_segany.automatic.point_grid import paint_candidates, point_grid_candidates
+from napari_segany.automatic.point_grid import (
+    crop_layer_candidates,
+    paint_candidates,
+    point_grid_candidates,
+    suppress_duplicates,
+)
 
 
 def instance_probabilities(predictor) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +44,7 @@ def instance_probabilities(predictor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def segment_encoded(
-    predictor, params: AutomaticParams
+    predictor, params: AutomaticParams, rgb: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[int, tuple[float, float]]]:
     """Label every object of the predictor's current image.
 
@@ -48,6 +53,8 @@ def segment_encoded(
     predictor : napari_segany.predictor.Predictor
         With an image or embedding set.
     params : AutomaticParams
+    rgb : ndarray, shape (H, W, 3), uint8, optional
+        The encoded image itself; needed only for point-grid crop layers.
 
     Returns
     -------
@@ -60,7 +67,13 @@ def segment_encoded(
     """
     method = params.resolve_method(predictor.model)
     if method == "point_grid":
-        candidates = point_grid_candidates(predictor, params.point_grid)
+        grid = params.point_grid
+        candidates = point_grid_candidates(predictor, grid, nms=False)
+        if grid.crop_layers > 0:
+            if rgb is None:
+                raise ValueError("point-grid crop layers need the image (rgb=...)")
+            candidates += crop_layer_candidates(predictor.model, rgb, grid, predictor.precision)
+        candidates = suppress_duplicates(candidates, grid.box_nms_threshold)
         shape = tuple(predictor.get_embedding().original_size)
         return paint_candidates(candidates, shape, params.min_size, params.fill_holes)
     foreground, centre = instance_probabilities(predictor)
