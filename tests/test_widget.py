@@ -263,6 +263,18 @@ def test_commit_keeps_other_objects_and_delete_under_cursor(viewer, nuclei, qtbo
     assert widget.delete_under_cursor((0.0, 0.0)) == 0 or before[0, 0] != 0
 
 
+def test_widget_opens_from_the_plugins_menu(viewer, nuclei):
+    from napari_segany._qt.widget import SegmentAnythingWidget
+
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
+    assert isinstance(widget, SegmentAnythingWidget)
+    assert widget.image_combo.currentText() == "nuclei (generated)"
+    viewer.open_sample("napari-segany", "nuclei_large")
+    big = viewer.layers["nuclei 4096 (generated)"]
+    assert big.data.shape == (4096, 4096) and big.data.chunksize == (1024, 1024)
+    assert widget.image_combo.count() == 2
+
+
 def test_settings_persist_across_sessions(viewer, qtbot, tmp_path):
     from napari_segany.user_settings import AnnotatorSettings
 

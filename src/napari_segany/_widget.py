@@ -1,14 +1,11 @@
 """npe2 ``widgets`` contribution: the Segment Anything annotator dock widget.
 
-Kept import-light (Qt is imported when napari creates the widget), so the manifest's
-``python_name`` resolves without a display.
+napari creates the class with the viewer (its ``napari_viewer`` parameter). The widget itself
+lives in :mod:`napari_segany._qt.widget`, with all other Qt code.
 """
 
 from __future__ import annotations
 
+from napari_segany._qt.widget import SegmentAnythingWidget
 
-def make_annotator(napari_viewer):
-    """Create the annotator dock widget for ``napari_viewer``."""
-    from napari_segany._qt.widget import SegmentAnythingWidget
-
-    return SegmentAnythingWidget(napari_viewer)
+__all__ = ["SegmentAnythingWidget"]

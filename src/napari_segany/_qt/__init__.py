@@ -2,5 +2,5 @@
 
 The core (models, predictor, tiled sessions, automatic segmentation) never imports it. The dock
 widget is :class:`napari_segany._qt.widget.SegmentAnythingWidget`, contributed to napari by the
-manifest through :func:`napari_segany._widget.make_annotator`.
+manifest as ``napari_segany._widget:SegmentAnythingWidget``.
 """
