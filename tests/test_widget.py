@@ -275,6 +275,37 @@ def test_widget_opens_from_the_plugins_menu(viewer, nuclei):
     assert widget.image_combo.count() == 2
 
 
+def test_commit_into_a_chosen_zarr_backed_labels_layer(viewer, nuclei, qtbot):
+    zarr = pytest.importorskip("zarr")
+    _image, truth = nuclei
+    store = zarr.create_array(
+        zarr.storage.MemoryStore(), shape=truth.shape, chunks=(128, 128), dtype="uint32"
+    )
+    store[:4, :4] = 3  # an object already there
+    viewer.add_labels(store, name="on disk")
+    viewer.add_labels(np.zeros((10, 10), np.uint8), name="wrong size")
+    widget = _make_widget(viewer, qtbot)
+    outputs = [widget.output_combo.itemText(i) for i in range(widget.output_combo.count())]
+    assert outputs[0] == "segmentation (new layer)" and "on disk" in outputs
+    widget.output_combo.setCurrentText("on disk")
+    _compute(widget, qtbot)
+    assert widget.labels_layer.name == "on disk"
+    _target, centre = _centre_of_largest(truth)
+    _click(widget.points_layer, centre)
+    _wait_preview(widget, qtbot)
+    assert widget.commit() == 4  # the next free ID of the zarr array
+    assert (store[:] == 4).sum() > 0  # written through to the zarr array
+    widget.undo()
+    assert not (store[:] == 4).any() and (store[:4, :4] == 3).all()
+    # a labels layer of another size is refused with a message, and a new one is used
+    widget.output_combo.setCurrentText("wrong size")
+    _click(widget.points_layer, centre)
+    _wait_preview(widget, qtbot)
+    assert widget.commit() not in (0, 3)
+    assert widget.labels_layer.name == "on disk"
+    assert not viewer.layers["wrong size"].data.any()
+
+
 def test_settings_persist_across_sessions(viewer, qtbot, tmp_path):
     from napari_segany.user_settings import AnnotatorSettings
 

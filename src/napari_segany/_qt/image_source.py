@@ -112,7 +112,7 @@ def current_plane(layer, dims_point=None, channel_axis: int | None = None) -> Pl
         channel_axis=plane_channel_axis,
         leading=tuple(index),
         label_shape=label_shape,
-        key=(id(layer), tuple(index), channel_axis),
+        key=(id(getattr(layer, "__wrapped__", layer)), tuple(index), channel_axis),
     )
 
 

@@ -142,8 +142,14 @@ class SegmentAnythingWidget(QWidget):
         self.image_combo.setToolTip("Image layer to segment (for stacks: the plane shown)")
         self.channel_combo = QComboBox()
         self.channel_combo.setToolTip("Axis holding channels of a multichannel image")
+        self.output_combo = QComboBox()
+        self.output_combo.setToolTip(
+            "Labels layer that receives committed objects (a new one by default; any Labels "
+            "layer of the image's size, also a large zarr-backed one)"
+        )
         form.addRow("Image", self.image_combo)
         form.addRow("Channels", self.channel_combo)
+        form.addRow("Output", self.output_combo)
         layout.addLayout(form)
         self.model_controls = ModelControls(self)
         self.model_controls.message.connect(self._say)
@@ -222,7 +228,24 @@ class SegmentAnythingWidget(QWidget):
         camera.events.zoom.connect(self._view_moved)
         self.viewer.dims.events.current_step.connect(self._plane_changed)
 
+    def _refresh_output_layers(self) -> None:
+        from napari.layers import Labels
+
+        current = self.output_combo.currentData()
+        self.output_combo.blockSignals(True)
+        self.output_combo.clear()
+        self.output_combo.addItem(f"{SEGMENTATION_NAME} (new layer)", None)
+        for layer in self.viewer.layers:
+            if isinstance(layer, Labels) and not _same(layer, self.current_layer):
+                self.output_combo.addItem(layer.name, layer)
+        index = self.output_combo.findData(current) if current is not None else -1
+        if index < 0 and self._alive(self.labels_layer):
+            index = self.output_combo.findData(self.labels_layer)
+        self.output_combo.setCurrentIndex(max(index, 0))
+        self.output_combo.blockSignals(False)
+
     def _refresh_image_layers(self, *args) -> None:
+        self._refresh_output_layers()
         current = self.image_combo.currentData()
         self.image_combo.blockSignals(True)
         self.image_combo.clear()
@@ -231,10 +254,10 @@ class SegmentAnythingWidget(QWidget):
         images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
         for layer in images:
             self.image_combo.addItem(layer.name, layer)
-        index = next((i for i, layer in enumerate(images) if layer is current), 0)
+        index = next((i for i, layer in enumerate(images) if _same(layer, current)), 0)
         self.image_combo.setCurrentIndex(index if images else -1)
         self.image_combo.blockSignals(False)
-        if self.image_combo.currentData() is not current:
+        if not _same(self.image_combo.currentData(), current):
             self._image_changed()
         elif not images:
             self._fill_channels(None)
@@ -268,7 +291,11 @@ class SegmentAnythingWidget(QWidget):
             self._set_session(None, None, None)
             self._say(str(exc))
             return
-        if self.plane is not None and plane.key == self.plane.key and layer is self.image_layer:
+        if (
+            self.plane is not None
+            and plane.key == self.plane.key
+            and _same(layer, self.image_layer)
+        ):
             return
         session = self._sessions.get(self._session_key(plane))
         self._set_session(session, plane if session else None, layer if session else None)
@@ -309,6 +336,15 @@ class SegmentAnythingWidget(QWidget):
     def _ensure_layers(self) -> None:
         """Create (or re-create, if the user deleted them) the annotator's layers."""
         scale, translate = self._plane_transform()
+        chosen = self.output_combo.currentData()
+        if chosen is not None and self._alive(chosen) and not _same(chosen, self.labels_layer):
+            if tuple(chosen.data.shape) == tuple(self.plane.label_shape):
+                self.labels_layer = chosen
+            else:
+                self._say(
+                    f"{chosen.name!r} has shape {tuple(chosen.data.shape)}, the image needs "
+                    f"{tuple(self.plane.label_shape)}; choose a Labels layer of that shape."
+                )
         if not self._alive(self.labels_layer) or (
             tuple(self.labels_layer.data.shape) != tuple(self.plane.label_shape)
         ):
@@ -332,6 +368,7 @@ class SegmentAnythingWidget(QWidget):
                     translate=translate,
                 )
             self.labels_layer = existing
+            self._refresh_output_layers()
         if not self._alive(self.current_layer):
             from napari.utils.colormaps import DirectLabelColormap
 
@@ -758,6 +795,11 @@ class SegmentAnythingWidget(QWidget):
         self.cancel()
         self._close_progress()
         super().closeEvent(event)
+
+
+def _same(a, b) -> bool:
+    """Whether two layers are the same, also through napari's plugin proxies."""
+    return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
 
 
 def _as_chosen(prediction, index: int):
