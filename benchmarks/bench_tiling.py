@@ -53,7 +53,7 @@ def make_image(path: Path, size: int, seed: int = 0) -> list[tuple[int, int]]:
             for _ in range(12):
                 cr, cc, rad = rng.uniform(60, h - 60), rng.uniform(60, w - 60), rng.uniform(12, 30)
                 d2 = ((yy[:h, :w] - cr) ** 2 + (xx[:h, :w] - cc) ** 2) / rad**2
-                block += 1500 / (1 + np.exp((np.sqrt(d2) - 1) * 8))
+                block += 1500 / (1 + np.exp(np.minimum((np.sqrt(d2) - 1) * 8, 50)))
                 centres.append((int(r0 + cr), int(c0 + cc)))
             z[r0 : r0 + h, c0 : c0 + w] = np.clip(block, 0, 65535).astype(np.uint16)
     return centres
@@ -88,7 +88,6 @@ class PeakRss:
 
 def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> dict:
     """Embed one image into a cache and time prompts on it (run in a fresh process)."""
-    import torch
     import zarr
 
     from napari_segany import load_model

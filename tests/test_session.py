@@ -188,3 +188,40 @@ def test_refining_with_previous_reuses_its_window_and_logits(disk_case):
     plain = tiled.predict(**prompts)
     assert not np.allclose(plain.logits, second.logits)  # the mask prompt was used
     assert _iou(_paste(image.shape, second, 0), disk) > 0.85
+
+
+def test_empty_background_tiles_are_encoded_once(small_model, rng, monkeypatch):
+    image = np.zeros((220, 200), dtype=np.uint16)
+    image[:60, :60] = rng.integers(0, 4000, size=(60, 60))  # one textured corner
+    session = SegmentationSession(image, small_model)
+    calls = []
+    original = session._predictor.encode
+
+    def counting(x):
+        calls.append(1)
+        return original(x)
+
+    monkeypatch.setattr(session._predictor, "encode", counting)
+    list(session.encode())
+    assert len(session.grid) == 4 and len(calls) == 2  # the corner tile, then one empty tile
+    empty = [i for i, t in enumerate(session.grid.tiles) if not image[t.outer].any()]
+    fresh = Predictor(small_model)
+    fresh.set_image(image[session.grid.tiles[empty[-1]].outer], ranges=session.intensity_range)
+    torch.testing.assert_close(
+        session.tile_embedding(empty[-1]).features, fresh.get_embedding().features
+    )
+
+
+def test_nearby_prompts_on_a_cut_object_share_one_window(disk_case, monkeypatch):
+    tiled = disk_case[3]
+    first = tiled.predict(points=[[250, 250]])
+    calls = []
+    original = tiled._predictor.encode
+
+    def counting(x):
+        calls.append(1)
+        return original(x)
+
+    monkeypatch.setattr(tiled._predictor, "encode", counting)
+    second = tiled.predict(points=[[262, 243]])
+    assert second.window == first.window and calls == []

@@ -445,17 +445,34 @@ class SegmentationSession:
         return any(inside and int(line.sum()) >= need for inside, line in edges)
 
     def _centred_window(self, span) -> tuple:
-        """A window of the tile size (larger if the span needs it) centred on ``span``."""
+        """A window of the tile size (larger if ``span`` needs it) centred on ``span``.
+
+        ``span`` is (row0, col0, row1, col1) in image pixels. The window keeps a margin of the
+        halo around it (at least 16 px) where the image allows. A window already in the LRU that
+        holds the span with half that margin is reused; otherwise the new window's corner is
+        snapped to a grid of half the margin, so nearby prompts share windows.
+        """
         H, W = self.shape
+        margins = [max(m, 16) for m in self.grid.halo]
+        for cached in reversed(self._windows):
+            r0, c0, r1, c1 = cached[1:5]
+            if all(
+                (start == 0 or start <= lo - m // 2) and (stop == size or hi + 1 + m // 2 <= stop)
+                for start, stop, lo, hi, m, size in (
+                    (r0, r1, span[0], span[2], margins[0], H),
+                    (c0, c1, span[1], span[3], margins[1], W),
+                )
+            ):
+                return cached
         bounds = []
         for lo, hi, size, tile, margin in (
-            (span[0], span[2], H, self.grid.tile_size[0], self.grid.halo[0]),
-            (span[1], span[3], W, self.grid.tile_size[1], self.grid.halo[1]),
+            (span[0], span[2], H, self.grid.tile_size[0], margins[0]),
+            (span[1], span[3], W, self.grid.tile_size[1], margins[1]),
         ):
-            margin = max(margin, 16)
-            need = int(np.ceil(hi - lo)) + 1 + 2 * margin
+            snap = max(1, margin // 2)
+            need = int(np.ceil(hi - lo)) + 1 + 2 * margin + snap
             side = min(size, max(tile, need))
-            start = round((lo + hi) / 2 - side / 2)
+            start = snap * round(((lo + hi) / 2 - side / 2) / snap)
             start = min(max(start, 0), size - side)
             bounds.append((start, start + side))
         (r0, r1), (c0, c1) = bounds
