@@ -167,3 +167,18 @@ def test_planes_of_rgb_multichannel_and_stacks():
         current_plane(napari.layers.Labels(np.zeros((4, 4), np.uint8)))
     with pytest.raises(ImageSourceError, match="cannot hold channels"):
         current_plane(rgb, channel_axis=0)
+
+
+def test_large_sample_is_generated_block_by_block_on_demand():
+    import time
+
+    from napari_segany._sample_data import make_large_nuclei_sample
+
+    start = time.perf_counter()
+    ((image, meta, kind),) = make_large_nuclei_sample()
+    assert time.perf_counter() - start < 1.0, "nothing is generated up front"
+    assert kind == "image" and image.shape == (4096, 4096) and image.dtype == np.uint16
+    assert image.chunksize == (1024, 1024) and "contrast_limits" in meta
+    corner = np.asarray(image[1000:1050, 1000:1050])  # generates one block only
+    again = np.asarray(image[1000:1050, 1000:1050])
+    assert np.array_equal(corner, again) and corner.max() > corner.min()
