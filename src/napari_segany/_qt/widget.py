@@ -121,6 +121,7 @@ class SegmentAnythingWidget(QWidget):
         self._auto_worker = None
         self._decode_worker = None
         self._decode_pending = False
+        self._generation = 0  # bumped when prompts are cleared: late decodes are dropped
         self._last_prompts: _Prompts | None = None
         self._pbar = None
         self._clearing = False
@@ -387,7 +388,8 @@ class SegmentAnythingWidget(QWidget):
             self.viewer.add_layer(self.box_layer)
             self.box_layer.events.data.connect(self._box_event)
             self._bind_keys(self.box_layer)
-        if not self._alive(self.points_layer):
+        created = not self._alive(self.points_layer)
+        if created:
             self.points_layer = prompt_layers.make_points_layer(
                 scale[-2:], translate[-2:], lambda: self.negative_mode
             )
@@ -395,9 +397,16 @@ class SegmentAnythingWidget(QWidget):
             self.points_layer.events.data.connect(self._points_event)
             self._bind_keys(self.points_layer)
             self.points_layer.bind_key("t", self._toggle_negative, overwrite=True)
-        for layer in (self.current_layer, self.box_layer, self.points_layer):
-            layer.scale, layer.translate = scale[-2:], translate[-2:]
-        self.viewer.layers.selection.active = self.points_layer
+        for layer in (self.box_layer, self.points_layer):  # the image may have moved
+            if not (
+                np.allclose(layer.scale, scale[-2:])
+                and np.allclose(layer.translate, translate[-2:])
+            ):
+                layer.scale, layer.translate = scale[-2:], translate[-2:]
+        if not np.allclose(self.current_layer.scale, scale[-2:]):
+            self.current_layer.scale = scale[-2:]
+        if created:
+            self.viewer.layers.selection.active = self.points_layer
 
     def _bind_keys(self, layer) -> None:
         layer.bind_key("c", lambda _: self.commit(), overwrite=True)
@@ -604,7 +613,7 @@ class SegmentAnythingWidget(QWidget):
         previous = None
         if prompts.extends(self._last_prompts) and self.prediction is not None:
             previous = _as_chosen(self.prediction, self.candidate)
-        session = self.session
+        session, generation = self.session, self._generation
 
         def decode():
             return session.predict(
@@ -616,15 +625,16 @@ class SegmentAnythingWidget(QWidget):
             )
 
         worker = create_worker(decode, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._decoded(session, prompts, result))
+        worker.returned.connect(lambda result: self._decoded(session, generation, prompts, result))
         worker.errored.connect(lambda exc: self._say(f"{type(exc).__name__}: {exc}"))
         worker.finished.connect(self._decode_finished)
         self._decode_worker = worker
         worker.start()
 
-    def _decoded(self, session, prompts, result) -> None:
-        if session is not self.session or self._decode_pending:
-            return  # stale: the image or the prompts changed meanwhile
+    def _decoded(self, session, generation, prompts, result) -> None:
+        if session is not self.session or generation != self._generation:
+            return  # stale: the image changed or the prompts were cleared meanwhile
+        # shown even if newer prompts wait (a dragged point): the newest follows at once
         self._last_prompts = prompts
         self._show_prediction(result)
 
@@ -680,6 +690,7 @@ class SegmentAnythingWidget(QWidget):
                 self.box_layer.data = []
         finally:
             self._clearing = False
+        self._generation += 1
         self._decode_pending = False
         self._last_prompts = None
         self._show_prediction(None)
