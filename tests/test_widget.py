@@ -7,6 +7,7 @@ NAPARI_ENSURE_PLUGIN_MAIN_THREAD on, so touching a layer from a worker thread fa
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -17,6 +18,8 @@ import pytest
 os.environ["NAPARI_ENSURE_PLUGIN_MAIN_THREAD"] = "1"
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    pytest.skip("no display: run under xvfb-run -a (scripts/test.sh does)", allow_module_level=True)
 
 pytestmark = pytest.mark.gui
 
