@@ -107,7 +107,7 @@ def _current_mask(widget, shape):
     if layer.data.shape == (1, 1):
         return full
     offset = np.round(
-        (np.asarray(layer.translate) - np.asarray(widget.image_layer.translate))
+        (np.asarray(layer.translate) - np.asarray(widget.image_layer.translate)[-2:])
         / np.asarray(layer.scale)
     ).astype(int)
     h, w = layer.data.shape
@@ -496,6 +496,32 @@ def test_stack_uses_the_current_plane(viewer, qtbot):
     assert widget.commit() == 1
     data = np.asarray(widget.labels_layer.data)
     assert data[1].any() and not data[0].any()
+
+
+@pytest.mark.parametrize("kind", ["rgb", "multichannel"])
+def test_rgb_and_multichannel_images(viewer, qtbot, kind):
+    from napari_segany.synthetic import generate_nuclei
+
+    image, truth = generate_nuclei((160, 160), n_objects=10, seed=4, dtype=np.uint8)
+    if kind == "rgb":
+        viewer.add_image(np.stack([image, image // 2, np.zeros_like(image)], axis=-1), rgb=True)
+    else:  # two channels on axis 0, and a dimmer second channel
+        viewer.add_image(np.stack([image, image // 3]), name="two channels")
+    widget = _make_widget(viewer, qtbot)
+    if kind == "multichannel":
+        assert widget.channel_combo.isEnabled()
+        widget.channel_combo.setCurrentIndex(widget.channel_combo.findData(0))
+    else:
+        assert not widget.channel_combo.isEnabled()
+    _compute(widget, qtbot)
+    assert widget.plane.shape == truth.shape
+    assert widget.labels_layer.data.shape == truth.shape
+    _target, centre = _centre_of_largest(truth)
+    _click(widget.points_layer, centre)
+    _wait_preview(widget, qtbot)
+    mask = _current_mask(widget, truth.shape)
+    assert mask[int(centre[0]), int(centre[1])]
+    assert widget.commit() == 1
 
 
 def test_segment_all_runs_in_a_worker_and_is_one_undo_step(viewer, nuclei, qtbot, monkeypatch):

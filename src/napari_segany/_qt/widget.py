@@ -508,11 +508,14 @@ class SegmentAnythingWidget(QWidget):
         worker.start()
 
     def _encode_progress(self, report) -> None:
+        self._show_progress(report, "Computing embeddings")
+
+    def _show_progress(self, report, what: str) -> None:
         if self._pbar is not None:
             if self._pbar.total != report.total:
                 self._pbar.total = report.total
             self._pbar.update(report.done - self._pbar.n)
-        self._say(f"Computing embeddings: {report.done}/{report.total} tiles. " + report.message)
+        self._say(f"{what}: {report.done}/{report.total}. {report.message}".rstrip(". ") + ".")
 
     def _open_progress(self, total: int, description: str) -> None:
         from napari.utils import progress
@@ -778,7 +781,7 @@ class SegmentAnythingWidget(QWidget):
 
         self._open_progress(0, "Segment Anything: segmenting all objects")
         worker = create_worker(run, _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(self._encode_progress)
+        worker.yielded.connect(lambda report: self._show_progress(report, "Segment all"))
         worker.returned.connect(lambda result: self._write_automatic(session, plane, result))
         worker.aborted.connect(lambda: self._say("Segment all cancelled; nothing was written."))
         worker.errored.connect(self._failed)
