@@ -99,15 +99,21 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
     session = SegmentationSession(image, model, cache=cache_path, overwrite_cache=True)
     n_tiles = len(session.grid)
 
-    # one tile's encode time, before the run (the encoder alone, as in an untiled encode)
+    # one tile's encode time (the encoder alone, as in an untiled encode), before the run and
+    # after it, to see any drift in the machine's load
     encode = session._predictor.encode
-    times = []
-    for index in [0, *range(min(4, n_tiles))]:  # first call is a warm-up
-        x = resize_for_model(session.tile_image(index), model.image_size, model.upscale_input)
-        start = time.perf_counter()
-        encode(x)
-        times.append(time.perf_counter() - start)
-    tile_time = statistics.median(times[1:])
+
+    def tile_encode_time(indices) -> float:
+        times = []
+        for index in indices:
+            x = resize_for_model(session.tile_image(index), model.image_size, model.upscale_input)
+            start = time.perf_counter()
+            encode(x)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    tile_encode_time([0])  # warm-up
+    tile_time = tile_encode_time(range(min(4, n_tiles)))
 
     in_run = []
 
@@ -128,6 +134,7 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
     py_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     session._predictor.encode = encode
+    tile_time_after = tile_encode_time(range(n_tiles - min(4, n_tiles), n_tiles))
     del session
 
     # prompts on the cached image, in a new session (as a user reopening it)
@@ -160,6 +167,7 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
     return {
         "tiles": n_tiles,
         "tile_time": tile_time,
+        "tile_time_after": tile_time_after,
         "tile_time_in_run": statistics.mean(in_run),
         "encodes_in_run": len(in_run),
         "total": total,
@@ -239,12 +247,15 @@ def main() -> None:
     row("peak RSS increase during embedding (MiB)", "rss_increase", mib, ".0f")
     row("peak Python/numpy memory, tracemalloc (MiB)", "py_peak", mib, ".1f")
     row("one tile's encode (s), before the run", "tile_time", 1, ".3f")
+    row("one tile's encode (s), after the run", "tile_time_after", 1, ".3f")
     row("one tile's encode (s), mean during the run", "tile_time_in_run", 1, ".3f")
     row("total embedding time (s)", "total", 1, ".1f")
     for r in (s, b):
         r["overhead"] = r["total"] / (r["tiles"] * r["tile_time"])
+        r["overhead_after"] = r["total"] / (r["tiles"] * r["tile_time_after"])
         r["overhead_in_run"] = r["total"] / (r["tiles"] * r["tile_time_in_run"])
     row("total / (tiles × tile encode before)", "overhead", 1, ".3f")
+    row("total / (tiles × tile encode after)", "overhead_after", 1, ".3f")
     row("total / (tiles × tile encode in run)", "overhead_in_run", 1, ".3f")
     row("reopening the cache (s)", "open_time", 1, ".3f")
     row("first prompt on a tile, from the cache (ms)", "first_prompt", 1e-3, ".1f")
