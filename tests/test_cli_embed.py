@@ -61,11 +61,11 @@ def test_rerun_reuses_and_interrupted_run_resumes(tmp_path, tif, fake_load, caps
     original = SegmentationSession._encode_tile
     calls = []
 
-    def interrupt_after_two(self, index, remember=True):
+    def interrupt_after_two(self, index, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(index)
-        return original(self, index, remember)
+        return original(self, index, **kwargs)
 
     monkeypatch.setattr(SegmentationSession, "_encode_tile", interrupt_after_two)
     assert main(args) == 130

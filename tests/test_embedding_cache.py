@@ -212,7 +212,7 @@ def test_float16_storage_keeps_masks(embedded_model_cpu):
             emb32.input_size,
             emb32.architecture,
         )
-        for obj in scene.objects[:5]:
+        for obj in scene.objects[:4]:
             point = [[obj.centroid[0], obj.centroid[1]]]
             predictor.set_embedding(emb32)
             a = predictor.predict(points=point)
@@ -222,7 +222,7 @@ def test_float16_storage_keeps_masks(embedded_model_cpu):
                 union = (a.masks[k] | b.masks[k]).sum()
                 if union:
                     ious.append((a.masks[k] & b.masks[k]).sum() / union)
-    assert len(ious) >= 20
+    assert len(ious) >= 18
     assert min(ious) >= 0.99, sorted(ious)[:5]
 
 

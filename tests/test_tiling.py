@@ -18,7 +18,7 @@ def grids(draw):
     return TileGrid(shape, tile, halo)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(grids())
 def test_inner_regions_partition_the_image(grid):
     count = np.zeros(grid.shape, dtype=np.int32)
@@ -27,7 +27,7 @@ def test_inner_regions_partition_the_image(grid):
     assert (count == 1).all()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(grids())
 def test_tiles_inside_image_and_no_larger_than_the_tile_size(grid):
     h, w = grid.shape
@@ -47,7 +47,7 @@ def test_tiles_inside_image_and_no_larger_than_the_tile_size(grid):
         assert r0 <= ir.start < ir.stop <= r1 and c0 <= ic.start < ic.stop <= c1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(grids())
 def test_halos_at_least_the_halo_inside_and_none_at_the_border(grid):
     h, w = grid.shape
