@@ -166,19 +166,19 @@ def test_crop_boxes_cover_the_image_with_overlap():
 
 
 def test_crop_layers_add_candidates_from_zoomed_crops(rng):
-    model = build_model("vit_t", img_size=128, seed=0)
+    model = build_model("vit_t", img_size=64, seed=0)
     predictor = Predictor(model)
-    image = rng.integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     predictor.set_rgb_image(image)
     loose = dict(pred_iou_threshold=-1.0, stability_threshold=0.0, max_area_fraction=1.0)
-    base = AutomaticParams.from_options(method="point_grid", points_per_side=4, **loose)
+    base = AutomaticParams.from_options(method="point_grid", points_per_side=2, **loose)
     layered = AutomaticParams.from_options(
-        method="point_grid", points_per_side=4, crop_layers=1, **loose
+        method="point_grid", points_per_side=2, crop_layers=1, **loose
     )
     with pytest.raises(ValueError, match="need the image"):
         segment_encoded(predictor, layered)
     labels, _ = segment_encoded(predictor, layered, image)
-    assert labels.shape == (120, 120) and labels.dtype == np.uint32
+    assert labels.shape == (64, 64) and labels.dtype == np.uint32
     plain, _ = segment_encoded(predictor, base)
     assert plain.shape == labels.shape
 

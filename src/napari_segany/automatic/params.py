@@ -27,6 +27,8 @@ class AutomaticParams:
     foreground_threshold, seed_threshold : float
         Instance-head method: foreground probability above which a pixel is inside an object,
         and centre value above which pixels seed an object.
+    centre_sigma : float
+        Instance-head method: Gaussian smoothing of the centre map (pixels) before seeding.
     point_grid : PointGridParams
         Point-grid method settings.
     """
@@ -36,6 +38,7 @@ class AutomaticParams:
     fill_holes: bool = True
     foreground_threshold: float = 0.5
     seed_threshold: float = 0.5
+    centre_sigma: float = 0.0
     point_grid: PointGridParams = field(default_factory=PointGridParams)
 
     def __post_init__(self) -> None:
@@ -47,6 +50,8 @@ class AutomaticParams:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if self.centre_sigma < 0:
+            raise ValueError(f"centre_sigma must be ≥ 0, got {self.centre_sigma}")
 
     @classmethod
     def from_options(cls, **options) -> AutomaticParams:

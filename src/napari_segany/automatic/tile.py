@@ -84,6 +84,7 @@ def segment_encoded(
         seed_threshold=params.seed_threshold,
         min_size=params.min_size,
         fill_holes=params.fill_holes,
+        centre_sigma=params.centre_sigma,
     )
     return labels, head_object_scores(labels, foreground, params.foreground_threshold)
 

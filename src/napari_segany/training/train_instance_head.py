@@ -139,9 +139,9 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.base:
-        from importlib.resources import files
+        from napari_segany.models.download import resolve_model_path
 
-        args.base = str(files("napari_segany") / "weights" / "segany_cells_v1.pt")
+        args.base = str(resolve_model_path("segany_cells")[0])  # the shipped embedded model
     path = train(HeadConfig(**{k: v for k, v in vars(args).items() if k != "threads"}))
     print(f"weights written to {path}")
 
