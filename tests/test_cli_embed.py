@@ -58,19 +58,19 @@ def test_embed_with_the_default_model_then_reuse(tmp_path, rng, capsys):
 def test_rerun_reuses_and_interrupted_run_resumes(tmp_path, tif, fake_load, capsys, monkeypatch):
     out = tmp_path / "emb.zarr"
     args = ["embed", str(tif), "-o", str(out), "--model", "small", "--quiet"]
-    original = SegmentationSession._encode_tile
+    original = SegmentationSession._store_tile
     calls = []
 
-    def interrupt_after_two(self, index, **kwargs):
+    def interrupt_after_two(self, index, *rest, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(index)
-        return original(self, index, **kwargs)
+        return original(self, index, *rest, **kwargs)
 
-    monkeypatch.setattr(SegmentationSession, "_encode_tile", interrupt_after_two)
+    monkeypatch.setattr(SegmentationSession, "_store_tile", interrupt_after_two)
     assert main(args) == 130
     assert "2/4 tiles are saved" in capsys.readouterr().err
-    monkeypatch.setattr(SegmentationSession, "_encode_tile", original)
+    monkeypatch.setattr(SegmentationSession, "_store_tile", original)
     assert main(args) == 0
     assert "4/4 tiles" in (text := capsys.readouterr().out) and "2 encoded now, 2 reused" in text
     assert main(args) == 0

@@ -106,7 +106,7 @@ def test_a_path_that_is_not_a_cache_is_never_overwritten(tmp_path, model, image)
 def test_cancelled_run_keeps_finished_tiles_and_resumes(tmp_path, model, image):
     path = tmp_path / "emb.zarr"
     session = SegmentationSession(image, model, cache=path)
-    job = session.encode()
+    job = session.encode(batch_size=1)
     for _ in range(3):
         next(job)
     job.close()

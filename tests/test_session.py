@@ -70,7 +70,7 @@ def test_encode_yields_progress_per_tile_and_covers_the_image(small_model, image
 def test_priority_region_is_encoded_first_and_closing_cancels(small_model, image):
     session = SegmentationSession(image, small_model)
     region = (slice(180, 220), slice(160, 200))
-    job = session.encode(priority=region)
+    job = session.encode(priority=region, batch_size=1)
     report = next(job)
     assert report.done == 1
     assert session.is_encoded(region)
@@ -198,12 +198,12 @@ def test_empty_background_tiles_are_encoded_once(small_model, rng, monkeypatch):
     original = session._predictor.encode
 
     def counting(x):
-        calls.append(1)
+        calls.append(x.shape[0])
         return original(x)
 
     monkeypatch.setattr(session._predictor, "encode", counting)
-    list(session.encode())
-    assert len(session.grid) == 4 and len(calls) == 2  # the corner tile, then one empty tile
+    list(session.encode(batch_size=4))
+    assert len(session.grid) == 4 and sum(calls) == 2  # the corner tile and one empty tile
     empty = [i for i, t in enumerate(session.grid.tiles) if not image[t.outer].any()]
     fresh = Predictor(small_model)
     fresh.set_image(image[session.grid.tiles[empty[-1]].outer], ranges=session.intensity_range)
@@ -225,3 +225,23 @@ def test_nearby_prompts_on_a_cut_object_share_one_window(disk_case, monkeypatch)
     monkeypatch.setattr(tiled._predictor, "encode", counting)
     second = tiled.predict(points=[[262, 243]])
     assert second.window == first.window and calls == []
+
+
+def test_batched_encoding_matches_one_tile_at_a_time(small_model, image):
+    batched = SegmentationSession(image, small_model)
+    job = batched.encode(batch_size=3)
+    next(job)
+    job.close()
+    assert sum(batched._available(i) for i in range(len(batched.grid))) == 3  # whole batch kept
+    list(batched.encode(batch_size=3))
+    single = SegmentationSession(image, small_model)
+    list(single.encode(batch_size=1))
+    for i in range(len(single.grid)):
+        torch.testing.assert_close(
+            batched.tile_embedding(i).features,
+            single.tile_embedding(i).features,
+            atol=1e-4,
+            rtol=1e-4,
+        )
+    with pytest.raises(ValueError, match="batch_size"):
+        next(single.encode(batch_size=0))
