@@ -61,7 +61,7 @@ class Tile:
     index: int
     outer: Region
     inner: Region
-    position: tuple[int, int]
+    position: tuple[int, int] = (0, 0)
 
     @property
     def shape(self) -> tuple[int, int]:
