@@ -105,18 +105,21 @@ def run_cli(*args):
     return main(["segment", *map(str, args), "--quiet", "--min-size", "1"])
 
 
-def test_cli_writes_tiff_and_table(image_file, model_file, tmp_path, image, capsys):
+def test_cli_writes_tiff_and_table(image_file, tmp_path, image, capsys):
+    """The default (embedded) model through the command line: labels, table, summary."""
     from napari_segany.models.loading import load_model
 
     out = tmp_path / "result.tif"
-    assert run_cli(image_file, "-o", out, "--model", model_file) == 0
+    assert run_cli(image_file, "-o", out) == 0
     written = tifffile.imread(out)
-    expected = segment(image, load_model(model_file, device="cpu"), min_size=1).labels
+    expected = segment(image, load_model(device="cpu"), min_size=1).labels
     np.testing.assert_array_equal(written, expected)
+    assert expected.max() > 10  # the nuclei were found
     table = (tmp_path / "result_objects.csv").read_text().splitlines()
     assert len(table) == 1 + int(expected.max())
-    assert "foreground_probability" in table[0]
-    assert "objects" in capsys.readouterr().out
+    header = table[0].split(",")
+    assert {"foreground_probability", "stability", "mean_intensity", "area"} <= set(header)
+    assert f"{int(expected.max())} objects" in capsys.readouterr().out
 
 
 def test_cli_many_images_into_a_folder_as_ome_zarr(image_file, model_file, tmp_path, image):

@@ -577,9 +577,9 @@ def test_reopening_a_file_uses_its_cached_embeddings(
     encoded = []
     encode = Predictor.encode
 
-    def counting(self, *args, **kwargs):
-        encoded.append(1)
-        return encode(self, *args, **kwargs)
+    def counting(self, resized, *args, **kwargs):
+        encoded.append(resized.shape[0])  # tiles are encoded in batches
+        return encode(self, resized, *args, **kwargs)
 
     monkeypatch.setattr(Predictor, "encode", counting)  # every image-encoder run
 
@@ -588,7 +588,7 @@ def test_reopening_a_file_uses_its_cached_embeddings(
     widget = _make_widget(first, qtbot)
     widget.tile_spin.setValue(256)
     _compute(widget, qtbot)
-    assert len(encoded) == 4
+    assert sum(encoded) == 4
     assert len(list((tmp_path / "embeddings").glob("*.zarr"))) == 1
 
     encoded.clear()

@@ -36,9 +36,10 @@ class AutomaticParams:
     method: str = "auto"
     min_size: int = 10
     fill_holes: bool = True
+    # chosen on validation images (benchmarks/tune_automatic.py), not on the evaluation images
     foreground_threshold: float = 0.5
-    seed_threshold: float = 0.5
-    centre_sigma: float = 0.0
+    seed_threshold: float = 0.4
+    centre_sigma: float = 1.0
     point_grid: PointGridParams = field(default_factory=PointGridParams)
 
     def __post_init__(self) -> None:

@@ -171,15 +171,15 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         name="segany_cells",
         architecture="segany_cells",
         url=None,
-        known_hash="sha256:d83768e992a54d553e181b2884251769ee54f236c9cfac86391de35b46d94480",
-        size_bytes=9_802_956,
+        known_hash="sha256:1e055fe5d89051ceb4f74aa774bc2582628bd1e1745e7efa837ee02fb20bced0",
+        size_bytes=10_570_514,
         license="BSD-3-Clause",
         description=(
             "napari-segany's embedded cell and nucleus model (CNN encoder, SAM decoder), trained "
             "on synthetic microscopy only; ships with the package, no download"
         ),
-        filename="segany_cells_v1.pt",
-        bundled="segany_cells_v1.pt",
+        filename="segany_cells_v2.pt",
+        bundled="segany_cells_v2.pt",
     ),
     _sam(
         "vit_h",

@@ -64,16 +64,42 @@ class TrainConfig:
     log_every: int = 50
     save_every: int = 500
     head_weight: float = 1.0
+    pad_probability: float = 0.0
+    max_pad: int = 96
     init: str = ""
     extra: dict = field(default_factory=dict)
 
 
 @dataclass
 class Scene:
-    """One training crop: RGB (H, W, 3) uint8 as the model sees it, and instance labels."""
+    """One training crop: RGB (H, W, 3) uint8 as the model sees it, and instance labels.
+
+    ``padding`` (rows, cols) at the bottom and right are not image: the model input there is
+    the padding an image smaller than the model input gets (0 after normalisation).
+    """
 
     rgb: np.ndarray
     labels: np.ndarray
+    padding: tuple[int, int] = (0, 0)
+
+
+def pad_like_inference(scene: Scene, rng, probability: float, max_pad: int) -> Scene:
+    """Turn the bottom/right strips of a crop into model-input padding, with ``probability``.
+
+    Images smaller than the model input (and tiles at the image's bottom/right border) are
+    padded; training on such crops teaches the model that objects end at the padding, so
+    objects near those borders are segmented as well as elsewhere. Labels under the padding
+    become background (objects there are cut, as in the real image).
+    """
+    if max_pad <= 0 or rng.random() >= probability:
+        return scene
+    pad_r, pad_c = (int(v) for v in rng.integers(0, max_pad + 1, size=2))
+    labels = scene.labels.copy()
+    if pad_r:
+        labels[-pad_r:] = 0
+    if pad_c:
+        labels[:, -pad_c:] = 0
+    return Scene(scene.rgb, labels, (pad_r, pad_c))
 
 
 def draw_scene(seed: int, size: int, held_out: bool = False) -> Scene:
@@ -174,7 +200,9 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
     seed_base = cfg.seed * 10_000_000 + step * cfg.scenes_per_step
     i = 0
     while len(scenes) < cfg.scenes_per_step:
-        scene = draw_scene(seed_base + i, size)
+        scene = pad_like_inference(
+            draw_scene(seed_base + i, size), rng, cfg.pad_probability, cfg.max_pad
+        )
         i += 1
         objects = _sample_objects(scene, cfg.objects_per_scene, rng)
         if not objects:
@@ -191,6 +219,12 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
 
     rgb = torch.as_tensor(np.stack([s.rgb for s in scenes]), device=device)
     x = (rgb.permute(0, 3, 1, 2).float() - model.pixel_mean) / model.pixel_std
+    for k, scene in enumerate(scenes):
+        pad_r, pad_c = scene.padding
+        if pad_r:
+            x[k, :, -pad_r:] = 0
+        if pad_c:
+            x[k, :, :, -pad_c:] = 0
     scene_embeddings = model.image_encoder(x)
     head_term = torch.zeros((), device=device)
     if model.has_instance_head and cfg.head_weight > 0:
