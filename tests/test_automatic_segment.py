@@ -182,3 +182,40 @@ def test_dask_local_cluster_gives_the_single_process_result(image_file, model_fi
     assert result.scores.keys() == single.scores.keys()
     for key, value in single.scores.items():
         np.testing.assert_allclose(result.scores[key], value, rtol=1e-6)
+
+
+def test_cli_labels_large_images_on_disk(image_file, tmp_path, image, monkeypatch):
+    """Above the in-memory limit the labels go to a scratch zarr array, with the same result."""
+    import napari_segany.cli_segment as cli_segment
+    from napari_segany.models.loading import load_model
+
+    made = []
+    scratch = cli_segment._scratch_labels
+
+    def recording(shape):
+        made.append(scratch(shape))
+        return made[-1]
+
+    monkeypatch.setattr(cli_segment, "IN_MEMORY_PIXELS", 1000)
+    monkeypatch.setattr(cli_segment, "_scratch_labels", recording)
+    out = tmp_path / "big.ome.zarr"
+    assert run_cli(image_file, "-o", out) == 0
+    assert len(made) == 1 and type(made[0]).__module__.startswith("zarr")
+    from napari_segany.labels_io import load_labels
+
+    written, _ = load_labels(out)
+    expected = segment(image, load_model(device="cpu"), min_size=1).labels
+    np.testing.assert_array_equal(np.asarray(written), expected)
+
+
+def test_cli_scheduler_address(image_file, tmp_path, image):
+    distributed = pytest.importorskip("distributed")
+    from napari_segany.models.loading import load_model
+
+    out = tmp_path / "labels.tif"
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        assert run_cli(image_file, "-o", out, "--scheduler", cluster.scheduler_address) == 0
+    expected = segment(image, load_model(device="cpu"), min_size=1).labels
+    np.testing.assert_array_equal(tifffile.imread(out), expected)
