@@ -150,6 +150,7 @@ def test_cli_never_overwrites_without_flag(image_file, model_file, tmp_path, cap
     [
         (["missing.tif", "-o", "x.tif"], "no such file"),
         (["{img}", "{img}", "-o", "one.tif"], "cannot all be written to one file"),
+        (["{img}", "-o", "labels.png"], "use a name ending in .tif"),
     ],
 )
 def test_cli_clear_errors(args, message, image_file, model_file, tmp_path, capsys, monkeypatch):

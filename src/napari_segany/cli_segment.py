@@ -77,6 +77,11 @@ def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
         Two images would write the same output.
     """
     out = Path(output)
+    if out.suffix and out.suffix.lower() not in LABEL_SUFFIXES and not out.is_dir():
+        raise ValueError(
+            f"cannot write labels as {out.name!r}: use a name ending in .tif, .tiff, .zarr or "
+            ".ome.zarr, or a folder"
+        )
     if len(images) == 1 and out.suffix.lower() in LABEL_SUFFIXES:
         return [out]
     if out.suffix.lower() in LABEL_SUFFIXES:
