@@ -220,3 +220,16 @@ def test_cli_scheduler_address(image_file, tmp_path, image):
         assert run_cli(image_file, "-o", out, "--scheduler", cluster.scheduler_address) == 0
     expected = segment(image, load_model(device="cpu"), min_size=1).labels
     np.testing.assert_array_equal(tifffile.imread(out), expected)
+
+
+def test_dask_threads_without_a_cluster(image_file, model_file, image):
+    pytest.importorskip("dask")
+    from napari_segany.automatic.distributed import ImageJob, iter_segment_dask
+    from napari_segany.models.loading import load_model
+    from napari_segany.progress import run_with_progress
+
+    params = AutomaticParams.from_options(**OPTIONS)
+    single = segment(image, load_model(model_file, device="cpu"), tile_size=256, **OPTIONS)
+    job = iter_segment_dask([ImageJob(str(image_file))], str(model_file), params, tile_size=256)
+    (result,) = run_with_progress(job, show=False)
+    np.testing.assert_array_equal(result.labels, single.labels)
