@@ -85,6 +85,8 @@ class RegionPrediction:
     window : tuple
         The embedding the masks were decoded on: ``("tile", index)`` or
         ``("window", row0, col0, row1, col1)``.
+    chosen : int, optional
+        Candidate picked by other evidence than the predicted IoU (see :attr:`best`).
     """
 
     masks: np.ndarray
@@ -92,10 +94,14 @@ class RegionPrediction:
     logits: np.ndarray
     offset: tuple[int, int]
     window: tuple
+    chosen: int | None = None
 
     @property
     def best(self) -> int:
-        """Index of the mask with the highest predicted IoU."""
+        """Index of the mask to show: ``chosen`` when set (see
+        :attr:`napari_segany.predictor.Prediction.best`), else the highest predicted IoU."""
+        if self.chosen is not None:
+            return int(self.chosen)
         return int(np.argmax(self.scores))
 
     def region(self) -> tuple[slice, slice]:
@@ -580,6 +586,7 @@ class SegmentationSession:
             logits=prediction.logits,
             offset=(int(r0), int(c0)),
             window=window,
+            chosen=prediction.chosen,
         )
 
 

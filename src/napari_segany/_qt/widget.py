@@ -821,6 +821,4 @@ def _as_chosen(prediction, index: int):
     necessarily the highest-scored one) is the one fed back to refine."""
     if index == prediction.best or not dataclasses.is_dataclass(prediction):
         return prediction
-    scores = np.zeros_like(np.asarray(prediction.scores))
-    scores[index] = 1.0
-    return dataclasses.replace(prediction, scores=scores)
+    return dataclasses.replace(prediction, chosen=index)
