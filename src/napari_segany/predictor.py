@@ -139,6 +139,7 @@ class Predictor:
         self._upsampler: MaskUpsampler | None = None
         self._upsampler_key: tuple | None = None
         self._instances: np.ndarray | None = None
+        self._instance_boxes: list | None = None
 
     # -- image -----------------------------------------------------------------------------
     @property
@@ -190,7 +191,7 @@ class Predictor:
 
     def _set(self, embedding: ImageEmbedding) -> None:
         self._embedding = embedding
-        self._instances = None
+        self._instances = self._instance_boxes = None
         with torch.inference_mode():
             self._decoder_context = self.model.prepare_decoder(embedding.features)
 
@@ -245,7 +246,7 @@ class Predictor:
         """Forget the current image and its embedding."""
         self._embedding = None
         self._decoder_context = None
-        self._instances = None
+        self._instances = self._instance_boxes = None
 
     def instance_labels(self) -> np.ndarray:
         """The instance-head labels of the current image (computed once, then cached).
@@ -270,22 +271,19 @@ class Predictor:
     def _choose_by_instance(self, masks: np.ndarray, point: np.ndarray) -> int | None:
         """Candidate agreeing best (IoU) with the instance under ``point`` (row, col), if any."""
         labels = self.instance_labels()
+        if self._instance_boxes is None:
+            from scipy import ndimage
+
+            self._instance_boxes = ndimage.find_objects(labels)
         r, c = (int(v) for v in np.clip(np.round(point), 0, np.array(labels.shape) - 1))
-        label = labels[r, c]
+        label = int(labels[r, c])
         if label == 0:
             return None
-        rows, cols = np.nonzero(labels == label)
-        # IoU within the union of the candidates' and the object's bounding box
-        any_mask = masks.any(axis=0)
-        mr, mc = np.nonzero(any_mask)
-        r0 = min(rows.min(), mr.min()) if len(mr) else rows.min()
-        r1 = max(rows.max(), mr.max()) + 1 if len(mr) else rows.max() + 1
-        c0 = min(cols.min(), mc.min()) if len(mc) else cols.min()
-        c1 = max(cols.max(), mc.max()) + 1 if len(mc) else cols.max() + 1
-        obj = labels[r0:r1, c0:c1] == label
-        window = masks[:, r0:r1, c0:c1]
-        inter = (window & obj).sum(axis=(1, 2))
-        union = (window | obj).sum(axis=(1, 2))
+        box = self._instance_boxes[label - 1]
+        obj = labels[box] == label
+        inter = np.count_nonzero(masks[(slice(None), *box)] & obj, axis=(1, 2))
+        areas = np.array([np.count_nonzero(m) for m in masks])
+        union = areas + np.count_nonzero(obj) - inter
         return int(np.argmax(inter / np.maximum(union, 1)))
 
     # -- prompts ---------------------------------------------------------------------------
