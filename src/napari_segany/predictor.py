@@ -200,6 +200,12 @@ class Predictor:
         with torch.inference_mode(), self._autocast():
             return self.model.encode_image(self.model.normalize(resized)).float()
 
+    @property
+    def decoder_context(self):
+        """Prompt-independent decoder state of the current image (computed once when the image
+        or embedding is set; None for models whose drawn prompts change it)."""
+        return self._decoder_context
+
     def get_embedding(self) -> ImageEmbedding:
         """The current image's embedding, e.g. to cache it on disk."""
         if self._embedding is None:

@@ -228,7 +228,7 @@ def point_grid_candidates(
     points = grid_points(params.points_per_side, (h, w))
     found: list[MaskCandidate] = []
     threshold = model.mask_threshold
-    context = model.prepare_decoder(emb.features)
+    context = predictor.decoder_context  # computed once when the embedding was set
     for start in range(0, len(points), params.points_per_batch):
         batch = points[start : start + params.points_per_batch]
         ones = np.ones(len(batch), np.int64)
