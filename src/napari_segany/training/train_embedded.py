@@ -277,7 +277,11 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
     }
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def learning_rate_at(step: int, cfg) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay to 0 at ``cfg.steps``.
+
+    ``cfg`` is any training config with ``lr``, ``warmup`` and ``steps``.
+    """
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
@@ -325,7 +329,7 @@ def train(cfg: TrainConfig) -> Path:
     t0, recent = time.perf_counter(), []
     for step in range(start, cfg.steps):
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, cfg)
+            group["lr"] = learning_rate_at(step, cfg)
         optimizer.zero_grad(set_to_none=True)
         metrics = training_step(model, cfg, step, rng, device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from napari_segany.models.loading import resolve_device
 from napari_segany.models.sam import SamModel
 from napari_segany.training.instance_targets import centre_map
 from napari_segany.training.losses import dice_loss
-from napari_segany.training.train_embedded import draw_scene, export_weights
+from napari_segany.training.train_embedded import draw_scene, export_weights, learning_rate_at
 
 
 @dataclass
@@ -74,13 +73,6 @@ def head_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return fg_loss + 2 * centre_loss
 
 
-def _lr_at(step: int, cfg: HeadConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def train(cfg: HeadConfig) -> Path:
     """Train the head and export the whole model (float16) to ``cfg.out``."""
     device = resolve_device(cfg.device)
@@ -95,7 +87,7 @@ def train(cfg: HeadConfig) -> Path:
     t0, recent = time.perf_counter(), []
     for step in range(cfg.steps):
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, cfg)
+            group["lr"] = learning_rate_at(step, cfg)
         seeds = [
             cfg.seed * 10_000_000 + step * cfg.scenes_per_step + i
             for i in range(cfg.scenes_per_step)
