@@ -21,6 +21,7 @@ from napari_segany.automatic.point_grid import (
     paint_candidates,
 )
 from napari_segany.automatic.tile import segment_encoded
+from napari_segany.image_prep import to_rgb_uint8
 from napari_segany.models.architectures import ARCHITECTURES
 from napari_segany.training.instance_targets import centre_map
 
@@ -146,8 +147,9 @@ def test_segment_encoded_is_deterministic(method, rng):
             stability_threshold=0.0,
         ),
     )
-    first, scores = segment_encoded(predictor, params)
-    again, _ = segment_encoded(predictor, params)
+    rgb = to_rgb_uint8(image)
+    first, scores = segment_encoded(predictor, params, rgb)
+    again, _ = segment_encoded(predictor, params, rgb)
     assert first.shape == (100, 120) and first.dtype == np.uint32
     np.testing.assert_array_equal(first, again)
     assert set(scores) == set(np.unique(first)) - {0}
@@ -195,3 +197,33 @@ def test_crop_candidates_cut_by_an_inner_crop_edge_are_dropped():
     at_image_border = cand((0, 50, 10, 60))  # top row of crop = image border: whole
     placed = place_crop_candidates([inside, at_left_edge, at_image_border], crop, (100, 100))
     assert [c.box for c in placed] == [(5, 45, 20, 60), (0, 90, 10, 100)]
+
+
+@pytest.fixture(scope="module")
+def head_predictor():
+    return Predictor(build_model("segany_cells", img_size=128, seed=0))
+
+
+@pytest.mark.parametrize(
+    "views, turn", [(4, lambda a: a[::-1]), (4, lambda a: a[:, ::-1]), (8, lambda a: a.T)]
+)
+def test_averaged_views_follow_the_image_when_it_is_flipped(head_predictor, rng, views, turn):
+    from napari_segany.automatic.tile import instance_probabilities
+
+    image = np.ascontiguousarray(rng.integers(0, 255, (96, 112), dtype=np.uint8))
+    maps = []
+    for view in (image, np.ascontiguousarray(turn(image))):
+        head_predictor.set_image(view)
+        maps.append(instance_probabilities(head_predictor, to_rgb_uint8(view), views))
+    single = instance_probabilities(head_predictor, None, 1)
+    for averaged, flipped in zip(maps[0], maps[1], strict=True):
+        np.testing.assert_allclose(turn(averaged), flipped, atol=1e-5)
+    assert not np.allclose(single[0], maps[1][0], atol=1e-3)  # the views do differ
+
+
+def test_several_views_need_the_image(head_predictor, rng):
+    head_predictor.set_image(rng.integers(0, 255, (64, 64), dtype=np.uint8))
+    with pytest.raises(ValueError, match="needs the image"):
+        segment_encoded(head_predictor, AutomaticParams(views=4))
+    with pytest.raises(ValueError, match="views must be one of"):
+        AutomaticParams(views=3)

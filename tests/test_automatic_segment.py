@@ -122,6 +122,17 @@ def test_cli_writes_tiff_and_table(image_file, tmp_path, image, capsys):
     assert f"{int(expected.max())} objects" in capsys.readouterr().out
 
 
+def test_cli_views_option_reaches_the_segmentation(image_file, tmp_path, image):
+    from napari_segany.models.loading import load_model
+
+    out = tmp_path / "one_view.tif"
+    assert run_cli(image_file, "-o", out, "--views", "1") == 0
+    model = load_model(device="cpu")
+    one = segment(image, model, min_size=1, views=1).labels
+    np.testing.assert_array_equal(tifffile.imread(out), one)
+    assert not np.array_equal(one, segment(image, model, min_size=1).labels)  # 4 views differ
+
+
 def test_cli_many_images_into_a_folder_as_ome_zarr(image_file, model_file, tmp_path, image):
     second = tmp_path / "other.tif"
     tifffile.imwrite(second, image[:200, :150])

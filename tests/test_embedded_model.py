@@ -78,3 +78,76 @@ def test_training_runs_resumes_and_exports(tmp_path):
     assert torch.load(str(out) + ".state", weights_only=False)["step"] == 3
     model = load_model(out, device="cpu")
     assert model.architecture == "segany_cells"
+
+
+# -- decoding on a window, as in training ----------------------------------------------------
+@pytest.fixture(scope="module")
+def windowed():
+    from napari_segany.synthetic import generate_nuclei
+
+    image, labels = generate_nuclei(shape=(600, 500), n_objects=30, seed=5)
+    predictor = Predictor(load_model(device="cpu"))
+    predictor.set_image(image)
+    return predictor, labels
+
+
+def _windows_seen(predictor, monkeypatch, **prompts):
+    seen = []
+    decode = predictor.model.decode
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("window"))
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(predictor.model, "decode", spy)
+    result = predictor.predict(**prompts)
+    monkeypatch.undo()
+    return seen, result
+
+
+@pytest.mark.parametrize(
+    "click, window",
+    [
+        ((300, 250), (11, 8, 16, 16)),  # centred on the click
+        ((5, 5), (0, 0, 16, 16)),  # pushed inside at the top left
+        ((595, 495), (22, 16, 16, 16)),  # and inside the image (38 x 32 tokens), not its padding
+    ],
+)
+def test_the_embedded_model_decodes_a_window_centred_on_the_click(
+    windowed, monkeypatch, click, window
+):
+    predictor, _ = windowed
+    seen, result = _windows_seen(predictor, monkeypatch, points=[click], multimask=False)
+    assert seen == [window]
+    r0, c0, rows, cols = (16 * v for v in window)
+    outside = np.ones((600, 500), bool)
+    outside[r0 : r0 + rows, c0 : c0 + cols] = False
+    assert not result.masks[0][outside].any()
+    assert result.logits.shape == (1, 256, 256)
+
+
+def test_a_large_box_gets_a_window_that_holds_it(windowed, monkeypatch):
+    predictor, _ = windowed
+    seen, _ = _windows_seen(predictor, monkeypatch, box=[100, 50, 500, 450])
+    r0, c0, rows, cols = seen[0]
+    assert rows >= 400 / 16 + 4 and cols >= 400 / 16 + 4
+    assert 16 * r0 <= 100 - 32 and 16 * (r0 + rows) >= 500 + 32
+    assert 16 * c0 <= 50 - 32 and 16 * (c0 + cols) >= 450 + 32
+
+
+def test_window_logits_refine_like_any_mask_input(windowed):
+    predictor, labels = windowed
+    rows, cols = np.nonzero(labels == 3)
+    click = [rows.mean(), cols.mean()]
+    first = predictor.predict(points=[click], multimask=False)
+    again = predictor.predict(points=[click], mask_input=first.logits[0], multimask=False)
+    truth = labels == 3
+    iou = (again.masks[0] & truth).sum() / (again.masks[0] | truth).sum()
+    assert iou > 0.6
+
+
+def test_sam_models_decode_on_the_whole_embedding(rng, monkeypatch):
+    predictor = Predictor(build_model("vit_t", img_size=64))
+    predictor.set_image(rng.integers(0, 255, (64, 64), dtype=np.uint8))
+    seen, _ = _windows_seen(predictor, monkeypatch, points=[[30, 30]])
+    assert seen == [None]

@@ -1,4 +1,4 @@
-"""A single click on a model with an instance head shows the candidate that matches the object."""
+"""A single click on a model with an instance head shows the mask that matches the object."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,8 @@ from napari_segany import Predictor, build_model, load_model
 def predictor_and_truth():
     from napari_segany.synthetic import generate_nuclei
 
-    image, truth = generate_nuclei(shape=(256, 256), n_objects=20, seed=11)
+    # radii 8-30 px: objects on both sides of the guidance threshold (800 px, ~16 px radius)
+    image, truth = generate_nuclei(shape=(320, 320), n_objects=20, radius_range=(8, 30), seed=11)
     predictor = Predictor(load_model(device="cpu"))
     predictor.set_image(image)
     return predictor, truth
@@ -21,22 +22,25 @@ def _iou(a, b):
 
 
 def test_single_click_picks_the_candidate_matching_the_instance(predictor_and_truth):
+    from napari_segany.predictor import _GUIDE_MIN_AREA
+
     predictor, truth = predictor_and_truth
     instances = predictor.instance_labels()
     assert instances.shape == truth.shape and instances.max() > 5
-    chosen_any = False
-    for obj in np.unique(truth)[1:6]:
+    guided = small = 0
+    for obj in np.unique(truth)[1:]:
         rows, cols = np.nonzero(truth == obj)
         click = [rows.mean(), cols.mean()]
         result = predictor.predict(points=[click])
         label = instances[round(click[0]), round(click[1])]
-        if label == 0:
+        if label == 0 or (instances == label).sum() < _GUIDE_MIN_AREA:
+            small += label != 0
             assert result.chosen is None and result.best == int(np.argmax(result.scores))
             continue
-        chosen_any = True
+        guided += 1
         agreement = [_iou(m, instances == label) for m in result.masks]
         assert result.best == result.chosen == int(np.argmax(agreement))
-    assert chosen_any
+    assert guided > 0 and small > 0
 
 
 def test_other_prompts_keep_the_predicted_iou_order(predictor_and_truth):
@@ -57,3 +61,39 @@ def test_models_without_head_are_unchanged(rng):
     assert predictor.predict(points=[[30, 30]]).chosen is None
     with pytest.raises(ValueError, match="no instance head"):
         predictor.instance_labels()
+
+
+def test_a_click_on_a_large_nucleus_returns_all_of_it():
+    from scipy import ndimage
+
+    yy, xx = np.mgrid[:400, :400]
+    disk = (yy - 200) ** 2 + (xx - 190) ** 2 <= 70**2
+    noise = np.random.default_rng(3).normal(200, 20, disk.shape)
+    image = (ndimage.gaussian_filter(disk * 1000.0, 2) + noise).astype(np.uint16)
+    predictor = Predictor(load_model(device="cpu"))
+    predictor.set_image(image)
+    result = predictor.predict(points=[[200, 190]])
+    assert _iou(result.masks[result.best], disk) > 0.9
+
+
+def test_the_instance_box_refines_the_chosen_candidate(predictor_and_truth, monkeypatch):
+    predictor, truth = predictor_and_truth
+    instances = predictor.instance_labels()
+    clicks = []
+    for obj in np.unique(truth)[1:]:
+        rows, cols = np.nonzero(truth == obj)
+        click = (round(rows.mean()), round(cols.mean()))
+        if instances[click] and (instances == instances[click]).sum() >= 800:
+            clicks.append(click)
+    guided = [predictor.predict(points=[c]) for c in clicks]
+    monkeypatch.setattr(Predictor, "_guide_by_instance", lambda self, prediction, point: None)
+    plain = [predictor.predict(points=[c]) for c in clicks]
+    refined = 0
+    for click, g, p in zip(clicks, guided, plain, strict=True):
+        obj = instances == instances[click]
+        best_plain = max(_iou(m, obj) for m in p.masks)
+        assert _iou(g.masks[g.best], obj) >= best_plain
+        others = [k for k in range(3) if k != g.best]
+        np.testing.assert_array_equal(g.masks[others], p.masks[others])
+        refined += _iou(g.masks[g.best], obj) > best_plain
+    assert refined > 0

@@ -44,6 +44,13 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     )
     parser.add_argument("--points-per-side", type=int, default=32, help="point grid density")
     parser.add_argument("--min-size", type=int, default=10, help="smallest object in pixels")
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=4,
+        choices=(1, 4, 8),
+        help="instance head: average the maps of this many flipped views of each tile (default 4)",
+    )
     parser.add_argument("--channel-axis", type=int, default=None, help="axis of channels")
     parser.add_argument("--plane", type=int, default=None, help="plane of a stack to segment")
     parser.add_argument(
@@ -150,7 +157,10 @@ def _segment_all(args, sources):
     from napari_segany.progress import run_with_progress
 
     params = AutomaticParams.from_options(
-        method=args.method, points_per_side=args.points_per_side, min_size=args.min_size
+        method=args.method,
+        points_per_side=args.points_per_side,
+        min_size=args.min_size,
+        views=args.views,
     )
     show = not args.quiet
     if args.scheduler is not None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,12 @@ from napari_segany.models.sam import SamModel
 from napari_segany.prompts import to_model_frame, validate_prompts
 
 PRECISIONS = ("fp32", "bf16")
+#: Tokens kept on each side of a large box in a decoder window.
+_WINDOW_MARGIN = 2
+#: Pixels (about 32 px across) below which an instance-map object does not guide a click: the
+#: head often merges small touching neighbours, and on validation images (seeds 555000+) the
+#: predicted IoU chose better among small objects' candidates (one-click mIoU 0.773 → 0.792).
+_GUIDE_MIN_AREA = 800
 
 
 def resized_size(
@@ -270,12 +277,20 @@ class Predictor:
             from napari_segany.automatic.params import AutomaticParams
             from napari_segany.automatic.tile import segment_encoded
 
-            params = AutomaticParams(method="instance_head")
+            params = AutomaticParams(method="instance_head", views=1)  # one encoding per image
             self._instances = segment_encoded(self, params)[0]
         return self._instances
 
-    def _choose_by_instance(self, masks: np.ndarray, point: np.ndarray) -> int | None:
-        """Candidate agreeing best (IoU) with the instance under ``point`` (row, col), if any."""
+    def _guide_by_instance(self, prediction: Prediction, point: np.ndarray) -> None:
+        """Use the instance map to answer a single positive click at ``point`` (row, col).
+
+        The candidate that agrees best (IoU) with the instance-map object under the click
+        becomes ``prediction.chosen``. The click is then decoded again together with that
+        object's bounding box; if this mask agrees better still, it replaces the chosen
+        candidate. A click alone does not say how far a large object extends; the box does.
+        Nothing changes where the instance map has background under the click, or an object
+        smaller than ``_GUIDE_MIN_AREA``: there the predicted IoU ranks the candidates.
+        """
         labels = self.instance_labels()
         if self._instance_boxes is None:
             from scipy import ndimage
@@ -284,13 +299,26 @@ class Predictor:
         r, c = (int(v) for v in np.clip(np.round(point), 0, np.array(labels.shape) - 1))
         label = int(labels[r, c])
         if label == 0:
-            return None
-        box = self._instance_boxes[label - 1]
-        obj = labels[box] == label
-        inter = np.count_nonzero(masks[(slice(None), *box)] & obj, axis=(1, 2))
-        areas = np.array([np.count_nonzero(m) for m in masks])
-        union = areas + np.count_nonzero(obj) - inter
-        return int(np.argmax(inter / np.maximum(union, 1)))
+            return
+        region = self._instance_boxes[label - 1]
+        obj = labels[region] == label
+        if np.count_nonzero(obj) < _GUIDE_MIN_AREA:
+            return
+
+        def agreement(masks: np.ndarray) -> np.ndarray:
+            inter = np.count_nonzero(masks[(slice(None), *region)] & obj, axis=(1, 2))
+            areas = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
+            return inter / np.maximum(areas + np.count_nonzero(obj) - inter, 1)
+
+        scores = agreement(prediction.masks)
+        chosen = int(np.argmax(scores))
+        prediction.chosen = chosen
+        box = np.array([region[0].start, region[1].start, region[0].stop - 1, region[1].stop - 1])
+        masks, iou, logits = self._decode(point[None], np.ones(1, np.int64), box, None, False)
+        if agreement(masks)[0] > scores[chosen]:
+            prediction.masks[chosen] = masks[0]
+            prediction.scores[chosen] = iou[0]
+            prediction.logits[chosen] = logits[0]
 
     # -- prompts ---------------------------------------------------------------------------
     def predict(
@@ -324,6 +352,17 @@ class Predictor:
         pts, labels, bx = validate_prompts(emb.original_size, points, point_labels, box)
         if pts is None and bx is None and mask_input is None:
             raise ValueError("Give at least one prompt: points, a box or mask_input.")
+        masks, scores, logits = self._decode(pts, labels, bx, mask_input, multimask)
+        prediction = Prediction(masks=masks, scores=scores, logits=logits)
+        single_click = pts is not None and len(pts) == 1 and labels[0] == 1
+        single_click = single_click and bx is None and mask_input is None
+        if self.model.has_instance_head and multimask and single_click:
+            self._guide_by_instance(prediction, pts[0])
+        return prediction
+
+    def _decode(self, pts, labels, bx, mask_input, multimask: bool) -> tuple[np.ndarray, ...]:
+        """Validated (row, col) prompts → (masks (K, H, W), scores (K,), logits (K, 256, 256))."""
+        emb = self.get_embedding()
         prompts = to_model_frame(pts, labels, bx, emb.original_size, emb.input_size)
         dev = self.device
         with torch.inference_mode():
@@ -335,22 +374,53 @@ class Predictor:
                 boxes = torch.from_numpy(prompts.box)[None].to(dev)
             if mask_input is not None:
                 mask = self._mask_tensor(mask_input).to(dev)
+            window = self.decoder_window(prompts)
             logits, iou = self.model.decode(
-                emb.features, coords, lab, boxes, mask, multimask, context=self._decoder_context
+                emb.features,
+                coords,
+                lab,
+                boxes,
+                mask,
+                multimask,
+                context=self._decoder_context,
+                window=window,
             )
+            if window is not None:
+                logits = _paste_window(
+                    logits, window, tuple(4 * n for n in emb.features.shape[-2:])
+                )
             masks = self._upscale_masks(logits[0], emb).cpu().numpy()
-        chosen = None
-        single_click = (
-            pts is not None and len(pts) == 1 and labels[0] == 1 and bx is None
-        ) and mask_input is None
-        if self.model.has_instance_head and multimask and single_click:
-            chosen = self._choose_by_instance(masks, pts[0])
-        return Prediction(
-            masks=masks,
-            scores=iou[0].float().cpu().numpy(),
-            logits=logits[0].float().cpu().numpy(),
-            chosen=chosen,
-        )
+        return masks, iou[0].float().cpu().numpy(), logits[0].float().cpu().numpy()
+
+    def decoder_window(self, prompts) -> tuple[int, int, int, int] | None:
+        """The embedding window the decoder attends to for ``prompts`` (in the input frame).
+
+        Models with a ``decoder_window`` (trained on crops) decode on a window of that many
+        tokens centred on the prompts' extent, grown to hold a large box with a margin, and
+        kept inside the image's part of the embedding where it fits. Returns (row0, col0, rows,
+        cols) in tokens, or None (the whole embedding) for SAM checkpoints and when there are
+        no point or box prompts.
+        """
+        side = self.model.decoder_window
+        emb = self.get_embedding()
+        corners = [p for p in (prompts.points, prompts.box) if p is not None]
+        if side is None or not corners:
+            return None
+        xy = np.concatenate([np.reshape(c, (-1, 2)) for c in corners])
+        grid = emb.features.shape[-2:]
+        stride = self.model.image_size / grid[1]
+        valid = [math.ceil(n / stride) for n in emb.input_size]
+        window = []
+        for axis in (1, 0):  # rows from y, cols from x
+            low, high = xy[:, axis].min() / stride, xy[:, axis].max() / stride
+            first = math.floor(low) - _WINDOW_MARGIN
+            stop = math.floor(high) + 1 + _WINDOW_MARGIN
+            length = min(grid[1 - axis], max(side, stop - first))
+            start = first if length == stop - first else round((low + high) / 2 - length / 2)
+            limit = valid[1 - axis] if valid[1 - axis] >= length else grid[1 - axis]
+            window.append((min(max(start, 0), limit - length), length))
+        (r0, rows), (c0, cols) = window
+        return r0, c0, rows, cols
 
     def _mask_tensor(self, mask_input) -> torch.Tensor:
         size = self.model.prompt_encoder.mask_input_size
@@ -373,3 +443,12 @@ class Predictor:
             )
             self._upsampler_key = key
         return self._upsampler.to(logits.device)(logits, self.model.mask_threshold)
+
+
+def _paste_window(logits: torch.Tensor, window: tuple, full: tuple[int, int]) -> torch.Tensor:
+    """Window logits (B, K, 4·rows, 4·cols) → (B, K, *full); outside, each mask's minimum."""
+    r0, c0, rows, cols = (4 * v for v in window)
+    low = logits.amin(dim=(-2, -1), keepdim=True)
+    canvas = low.expand(*logits.shape[:2], *full).clone()
+    canvas[..., r0 : r0 + rows, c0 : c0 + cols] = logits
+    return canvas

@@ -47,6 +47,8 @@ __all__ = ["RegionPrediction", "SegmentationSession", "content_hash", "default_b
 WINDOW_CACHE_SIZE = 4
 #: Tile embeddings loaded from a zarr cache kept in memory.
 TILE_CACHE_SIZE = 16
+#: Pixels next to a window edge in which a mask runs into it (one stride-4 mask pixel).
+_EDGE_BAND = 4
 
 
 def default_batch_size(model: SamModel) -> int:
@@ -491,10 +493,11 @@ class SegmentationSession:
     def _is_cut(self, result: RegionPrediction) -> bool:
         """The best mask runs into an edge of its window that is not the image border.
 
-        An edge counts when the mask covers at least ``max(4, 0.05 * sqrt(area))`` of its
-        pixels: a few stray pixels touching the edge are not a cut object, and an object poking
-        out by less than that has lost a negligible sliver (a chord of 0.05 × its diameter
-        hides about 0.1 % of its radius).
+        An edge counts when the mask, within ``_EDGE_BAND`` pixels of it, covers at least
+        ``max(4, 0.05 * sqrt(area))`` of its pixels: a few stray pixels touching the edge are
+        not a cut object, and an object poking out by less than that has lost a negligible
+        sliver (a chord of 0.05 × its diameter hides about 0.1 % of its radius). The band
+        allows for models that stop a mask a pixel or two before where their input ends.
         """
         mask = result.masks[result.best]
         area = int(mask.sum())
@@ -504,11 +507,12 @@ class SegmentationSession:
         h, w = mask.shape
         r, c = result.offset
         H, W = self.shape
+        band = _EDGE_BAND
         edges = (
-            (r > 0, mask[0]),
-            (r + h < H, mask[-1]),
-            (c > 0, mask[:, 0]),
-            (c + w < W, mask[:, -1]),
+            (r > 0, mask[:band].any(axis=0)),
+            (r + h < H, mask[-band:].any(axis=0)),
+            (c > 0, mask[:, :band].any(axis=1)),
+            (c + w < W, mask[:, -band:].any(axis=1)),
         )
         return any(inside and int(line.sum()) >= need for inside, line in edges)
 

@@ -58,7 +58,11 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
 
     predictor = predictor or Predictor(session.model, session.precision)
     predictor.set_embedding(session.tile_embedding(index))
-    rgb = session.tile_image(index) if params.point_grid.crop_layers > 0 else None
+    if params.resolve_method(session.model) == "point_grid":
+        needs_image = params.point_grid.crop_layers > 0
+    else:
+        needs_image = params.views > 1
+    rgb = session.tile_image(index) if needs_image else None
     return segment_encoded(predictor, params, rgb)
 
 

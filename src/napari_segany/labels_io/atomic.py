@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,11 +33,20 @@ class LabelsWriteError(OSError):
     """
 
 
+_REMOVE_ATTEMPTS = 6
+
+
 def remove_path(path: str | os.PathLike) -> None:
     """Delete a file or a folder tree if it exists; never raises for a missing path."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        # A failed zarr write can leave sibling chunk writes running for a moment in zarr's
+        # event loop; a file they create during the removal keeps the folder. Try again.
+        for attempt in range(_REMOVE_ATTEMPTS):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                return
+            time.sleep(0.05 * (attempt + 1))
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -44,6 +44,10 @@ class Architecture:
     instance_head : bool
         Add an :class:`~napari_segany.models.instance_head.InstanceHead` (foreground and centre
         maps for fast automatic segmentation; only models trained with one have it).
+    decoder_window : int or None
+        Side, in embedding tokens, of the window around the prompts that the mask decoder
+        attends to (None: the whole embedding, as SAM). Models trained on crops decode best on
+        windows of their training crop's size.
     """
 
     name: str
@@ -53,6 +57,7 @@ class Architecture:
     upscale_input: bool = True
     raster_prompts: bool = False
     instance_head: bool = False
+    decoder_window: int | None = None
 
 
 def _vit(
@@ -75,6 +80,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         upscale_input=False,
         raster_prompts=True,
         instance_head=True,
+        decoder_window=16,  # trained on 256² crops: the decoder saw 16×16 tokens
     ),
     "vit_t": Architecture(
         "vit_t",
@@ -181,6 +187,7 @@ def build_model(
             architecture=spec.name,
             upscale_input=spec.upscale_input,
             instance_head=_build_instance_head() if spec.instance_head else None,
+            decoder_window=spec.decoder_window,
         )
         if devctx.type != "meta":
             gen = torch.Generator().manual_seed(seed if seed is not None else 0)

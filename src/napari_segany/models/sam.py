@@ -34,6 +34,9 @@ class SamModel(nn.Module):
     instance_head : nn.Module, optional
         Dense foreground/centre head (:class:`~napari_segany.models.instance_head.InstanceHead`)
         of models trained with one; its keys are ``instance_head.*``.
+    decoder_window : int, optional
+        Side, in tokens, of the embedding window around the prompts that predictors decode on
+        (None: the whole embedding). See :meth:`decode`'s ``window``.
     """
 
     mask_threshold: float = 0.0
@@ -48,8 +51,10 @@ class SamModel(nn.Module):
         pixel_std: tuple[float, float, float] = PIXEL_STD,
         upscale_input: bool = True,
         instance_head: nn.Module | None = None,
+        decoder_window: int | None = None,
     ) -> None:
         super().__init__()
+        self.decoder_window = decoder_window
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
@@ -150,6 +155,7 @@ class SamModel(nn.Module):
         mask_input: torch.Tensor | None = None,
         multimask: bool = True,
         context: ImageContext | None = None,
+        window: tuple[int, int, int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode prompts on one image embedding.
 
@@ -167,13 +173,50 @@ class SamModel(nn.Module):
         multimask : bool
             Three candidates (True) or one mask (False).
         context : ImageContext, optional
-            :meth:`prepare_decoder` of ``embedding``; used when there is no ``mask_input``.
+            :meth:`prepare_decoder` of ``embedding``; used when there is no ``mask_input`` and
+            no ``window``.
+        window : (int, int, int, int), optional
+            (row0, col0, rows, cols) of a window of the embedding grid, in tokens: the decoder
+            attends only to it (as a model trained on crops did). Prompts stay in the input
+            frame; ``mask_input`` covers the whole grid and is cropped here.
 
         Returns
         -------
-        low_res_logits : Tensor, shape (B, K, 4h, 4w)
+        low_res_logits : Tensor, shape (B, K, 4h, 4w), or (B, K, 4·rows, 4·cols) with a window
         iou_predictions : Tensor, shape (B, K)
         """
+        if window is not None:
+            r0, c0, rows, cols = window
+            grid = embedding.shape[-2:]
+            if (
+                rows < 1
+                or cols < 1
+                or r0 < 0
+                or c0 < 0
+                or r0 + rows > grid[0]
+                or c0 + cols > grid[1]
+            ):
+                raise ValueError(f"window {window} is not inside the {tuple(grid)} embedding grid")
+            tokens = (slice(None), slice(None), slice(r0, r0 + rows), slice(c0, c0 + cols))
+            pixels = (
+                slice(None),
+                slice(None),
+                slice(4 * r0, 4 * (r0 + rows)),
+                slice(4 * c0, 4 * (c0 + cols)),
+            )
+            batch = next((t.shape[0] for t in (points, boxes, mask_input) if t is not None), 1)
+            stride = self.image_size / grid[1]
+            origin = embedding.new_tensor([stride * c0, stride * r0]).expand(batch, 2)
+            sparse, dense = self.prompt_encoder(
+                (points, labels) if points is not None else None,
+                boxes,
+                mask_input[pixels] if mask_input is not None else None,
+                (rows, cols),
+                origin,
+            )
+            return self.mask_decoder(
+                embedding[tokens], self.dense_pe()[tokens], sparse, dense, multimask
+            )
         sparse, dense = self.prompt_encoder(
             points=(points, labels) if points is not None else None, boxes=boxes, masks=mask_input
         )
