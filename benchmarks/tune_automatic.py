@@ -7,7 +7,9 @@ of every combination, best last.
 
 Usage::
 
-    python benchmarks/tune_automatic.py [--model PATH] [--images 16] [--size 512]
+    python benchmarks/tune_automatic.py [--model PATH] [--images 16] [--size 512] [--views 4]
+
+The maps are averaged over ``--views`` flipped views as in ``AutomaticParams.views``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from napari_segany import Predictor, load_model
 from napari_segany.automatic.instances import labels_from_maps
 from napari_segany.automatic.metrics import matching_accuracy
 from napari_segany.automatic.tile import instance_probabilities
+from napari_segany.image_prep import to_rgb_uint8
 
 
 def main() -> None:
@@ -31,16 +34,19 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=555_000)
+    parser.add_argument("--views", type=int, default=4, choices=(1, 4, 8))
     args = parser.parse_args()
     predictor = Predictor(load_model(args.model, device="cpu"))
     maps = []
     for i in range(args.images):
         scene = generate_scene((args.size, args.size), seed=args.seed + i, held_out=True)
-        predictor.set_image(np.asarray(scene.raw))
-        maps.append((*instance_probabilities(predictor), np.asarray(scene.labels)))
-    grid = itertools.product((0.4, 0.5, 0.6), (0.3, 0.4, 0.5, 0.6), (0.0, 1.0, 2.0))
+        raw = np.asarray(scene.raw)
+        predictor.set_image(raw)
+        probabilities = instance_probabilities(predictor, to_rgb_uint8(raw), args.views)
+        maps.append((*probabilities, np.asarray(scene.labels)))
+    grid = itertools.product((0.4, 0.5, 0.6), (0.3, 0.4, 0.5), (0.0, 1.0, 2.0), (0.0, 0.95))
     results = []
-    for fg_t, seed_t, sigma in grid:
+    for fg_t, seed_t, sigma, split in grid:
         scores = [
             matching_accuracy(
                 truth,
@@ -50,13 +56,17 @@ def main() -> None:
                     foreground_threshold=fg_t,
                     seed_threshold=seed_t,
                     centre_sigma=sigma,
+                    split_solidity=split,
                 ),
             )
             for fg, centre, truth in maps
         ]
-        results.append((float(np.mean(scores)), fg_t, seed_t, sigma))
-    for score, fg_t, seed_t, sigma in sorted(results):
-        print(f"foreground {fg_t}  seed {seed_t}  centre_sigma {sigma}:  {score:.3f}")
+        results.append((float(np.mean(scores)), fg_t, seed_t, sigma, split))
+    for score, fg_t, seed_t, sigma, split in sorted(results):
+        print(
+            f"foreground {fg_t}  seed {seed_t}  centre_sigma {sigma}  split_solidity {split}:  "
+            f"{score:.3f}"
+        )
 
 
 if __name__ == "__main__":

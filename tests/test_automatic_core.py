@@ -11,6 +11,7 @@ from napari_segany.automatic.instances import (
     labels_from_maps,
     relabel_sequential,
     remove_small_objects,
+    split_concave_objects,
 )
 from napari_segany.automatic.metrics import matched_objects, matching_accuracy
 from napari_segany.automatic.params import AutomaticParams
@@ -81,6 +82,36 @@ def test_small_objects_removed_and_ids_sequential():
     labels[8, 8] = 9
     out = relabel_sequential(remove_small_objects(labels, 3))
     assert set(np.unique(out)) == {0, 1} and out.dtype == np.uint32
+
+
+def _disk(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def test_two_touching_nuclei_taken_for_one_are_split_at_the_neck():
+    left, right = _disk((60, 90), (30, 28), 16), _disk((60, 90), (30, 58), 16)
+    labels = (left | right).astype(np.uint32)  # one object shaped like an 8
+    split = split_concave_objects(labels, max_solidity=0.95)
+    ids = np.unique(split)[1:]
+    assert len(ids) == 2
+    halves = {int(np.bincount(split[m].ravel()).argmax()) for m in (left, right)}
+    assert halves == set(ids)
+    for half in (left, right):
+        part = split == np.bincount(split[half].ravel()).argmax()
+        assert (part & half).sum() / (part | half).sum() > 0.85
+
+
+def test_convex_objects_and_disabled_splitting_stay_whole():
+    labels = np.zeros((80, 80), np.uint32)
+    labels[_disk((80, 80), (25, 25), 15)] = 1
+    yy, xx = np.mgrid[:80, :80]
+    labels[((yy - 60) / 8) ** 2 + ((xx - 45) / 25) ** 2 <= 1] = 2  # an elongated ellipse
+    np.testing.assert_array_equal(split_concave_objects(labels, 0.95), labels)
+    eight = (_disk((60, 90), (30, 28), 16) | _disk((60, 90), (30, 58), 16)).astype(float)
+    maps = dict(foreground=eight, centre=eight * 0.9)
+    assert labels_from_maps(**maps, split_solidity=0.0).max() == 1
+    assert labels_from_maps(**maps, split_solidity=0.95).max() == 2
 
 
 def test_matching_counts():

@@ -31,6 +31,9 @@ class AutomaticParams:
         and centre value above which pixels seed an object.
     centre_sigma : float
         Instance-head method: Gaussian smoothing of the centre map (pixels) before seeding.
+    split_solidity : float
+        Instance-head method: objects whose solidity (area ÷ convex hull area) is below this
+        are split along their necks, e.g. two touching nuclei seeded as one (0: never).
     views : {1, 4, 8}
         Instance-head method: the maps are averaged over this many views of each tile, each
         encoded on its own: 1 the tile as it is, 4 with its up-down, left-right and both flips,
@@ -47,6 +50,7 @@ class AutomaticParams:
     foreground_threshold: float = 0.5
     seed_threshold: float = 0.4
     centre_sigma: float = 1.0
+    split_solidity: float = 0.95
     views: int = 4
     point_grid: PointGridParams = field(default_factory=PointGridParams)
 
@@ -61,6 +65,8 @@ class AutomaticParams:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.centre_sigma < 0:
             raise ValueError(f"centre_sigma must be ≥ 0, got {self.centre_sigma}")
+        if not 0 <= self.split_solidity <= 1:
+            raise ValueError(f"split_solidity must be between 0 and 1, got {self.split_solidity}")
         if self.views not in VIEWS:
             raise ValueError(f"views must be one of {VIEWS}, got {self.views!r}")
 

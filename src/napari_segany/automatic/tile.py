@@ -144,6 +144,7 @@ def segment_encoded(
         min_size=params.min_size,
         fill_holes=params.fill_holes,
         centre_sigma=params.centre_sigma,
+        split_solidity=params.split_solidity,
     )
     return labels, head_object_scores(labels, foreground, params.foreground_threshold)
 

@@ -171,15 +171,15 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         name="segany_cells",
         architecture="segany_cells",
         url=None,
-        known_hash="sha256:a14b2703770416383da47da616d21c45d04c0e49dc68b418bf21f4e9fce3c724",
+        known_hash="sha256:33e97ac6a354108be6dabb6b763917836605b75b33f78b8d19fe97e22aa0aa33",
         size_bytes=10_570_514,
         license="BSD-3-Clause",
         description=(
             "napari-segany's embedded cell and nucleus model (CNN encoder, SAM decoder), trained "
             "on synthetic microscopy only; ships with the package, no download"
         ),
-        filename="segany_cells_v2.pt",
-        bundled="segany_cells_v2.pt",
+        filename="segany_cells_v3.pt",
+        bundled="segany_cells_v3.pt",
     ),
     _sam(
         "vit_h",
