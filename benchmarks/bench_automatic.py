@@ -4,12 +4,14 @@ Everything is measured in one run on this machine:
 
 * accuracy TP/(TP+FP+FN) at IoU 0.5 of the embedded model's automatic segmentation on held-out
   generated images (parameter bands and seeds never used in training), next to the classical
-  baseline (Otsu + distance-transform watershed) on the same images; optionally the point-grid
-  method too (``--point-grid``, slow);
+  baseline (Otsu + distance-transform watershed) on the same images, with the instance head's
+  maps averaged over 4 flipped views (the default) and over 1; optionally the point-grid method
+  too (``--point-grid``, slow);
 * a 1024² held-out image segmented untiled and with tiles of half its size: both scores, their
   difference, and how many true objects crossing a tile seam come out split in two or more
   predicted objects;
-* wall time to segment a 1024² image (encode + automatic segmentation) with the embedded model.
+* wall time to segment a 1024² image (encode + automatic segmentation) with the embedded model,
+  with 4 views and with 1 (median of 3 runs after a warm-up).
 
 Usage::
 
@@ -27,6 +29,19 @@ from eval_embedded import classical_instances, held_out_images
 from napari_segany import load_model
 from napari_segany.automatic import matching_accuracy, segment
 from napari_segany.session import SegmentationSession
+
+VIEWS_COMPARED = (4, 1)
+
+
+def median_seconds(run, repeats: int = 3) -> float:
+    """Median wall time of ``run()`` over ``repeats`` calls, after one untimed warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def accuracy(model, images: int, size: int, method: str, **options) -> tuple[float, float, float]:
@@ -72,11 +87,12 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(args.model, device="cpu")
 
-    acc, base, secs = accuracy(model, args.images, args.size, "instance_head")
     print(f"held-out: {args.images} images of {args.size}²")
     print("| method | TP/(TP+FP+FN) at IoU 0.5 | s / image |")
     print("| --- | --- | --- |")
-    print(f"| embedded model, instance head | {acc:.3f} | {secs:.2f} |")
+    for views in VIEWS_COMPARED:
+        acc, base, secs = accuracy(model, args.images, args.size, "instance_head", views=views)
+        print(f"| embedded model, instance head, {views} view(s) | {acc:.3f} | {secs:.2f} |")
     if args.point_grid:
         pg, _, pg_secs = accuracy(model, args.images, args.size, "point_grid")
         print(f"| embedded model, point grid (32²) | {pg:.3f} | {pg_secs:.2f} |")
@@ -86,9 +102,11 @@ def main() -> None:
 
     scene = generate_scene((1024, 1024), seed=123_456, held_out=True)
     image, truth = np.asarray(scene.raw), np.asarray(scene.labels)
-    start = time.perf_counter()
     whole = segment(image, model)
-    whole_secs = time.perf_counter() - start
+    whole_secs = {
+        views: median_seconds(lambda v=views: segment(image, model, views=v))
+        for views in VIEWS_COMPARED
+    }
     session = SegmentationSession(image, model, tile_size=512, halo=64)
     tiled = segment(image, model, tile_size=512, halo=64)
     a_whole = matching_accuracy(truth, whole.labels)
@@ -100,7 +118,8 @@ def main() -> None:
         f"difference {a_tiled - a_whole:+.3f}; objects crossing a seam: {crossing}, "
         f"split: {split}"
     )
-    print(f"time to segment a 1024² image (encode + automatic): {whole_secs:.2f} s")
+    for views, secs in whole_secs.items():
+        print(f"time to segment a 1024² image (encode + automatic), {views} view(s): {secs:.2f} s")
 
 
 if __name__ == "__main__":

@@ -171,15 +171,15 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         name="segany_cells",
         architecture="segany_cells",
         url=None,
-        known_hash="sha256:33e97ac6a354108be6dabb6b763917836605b75b33f78b8d19fe97e22aa0aa33",
+        known_hash="sha256:287ba864e55629331e63b6524909d05d20c4e6fefa129b3b7bcb63dcca8e7d1d",
         size_bytes=10_570_514,
         license="BSD-3-Clause",
         description=(
             "napari-segany's embedded cell and nucleus model (CNN encoder, SAM decoder), trained "
             "on synthetic microscopy only; ships with the package, no download"
         ),
-        filename="segany_cells_v3.pt",
-        bundled="segany_cells_v3.pt",
+        filename="segany_cells_v4.pt",
+        bundled="segany_cells_v4.pt",
     ),
     _sam(
         "vit_h",
