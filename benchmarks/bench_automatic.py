@@ -26,23 +26,13 @@ import time
 
 import numpy as np
 
+from _timing import median_seconds
 from eval_embedded import classical_instances, held_out_images
 from napari_segany import load_model
 from napari_segany.automatic import matching_accuracy, segment
 from napari_segany.session import SegmentationSession
 
 VIEWS_COMPARED = (4, 1)
-
-
-def median_seconds(run, repeats: int = 3) -> float:
-    """Median wall time of ``run()`` over ``repeats`` calls, after one untimed warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def accuracy(model, images: int, size: int, method: str, **options) -> tuple[float, float, float]:

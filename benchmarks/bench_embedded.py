@@ -15,18 +15,9 @@ import time
 
 import torch
 
+from _timing import median_seconds
 from napari_segany import Predictor, build_model, load_model
 from napari_segany.synthetic import generate_scene
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -39,8 +30,8 @@ def main() -> None:
     embedded = Predictor(load_model(device="cpu"))
     vit_b = Predictor(build_model("vit_b"))
     x = torch.rand(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0)) * 255
-    t_embedded = _time(lambda: embedded.encode(x), args.repeats)
-    t_vit_b = _time(lambda: vit_b.encode(x), max(1, args.repeats // 3))
+    t_embedded = median_seconds(lambda: embedded.encode(x), args.repeats)
+    t_vit_b = median_seconds(lambda: vit_b.encode(x), max(1, args.repeats // 3))
 
     scene = generate_scene((1024, 1024), seed=11, held_out=True)
     embedded.set_image(scene.raw)

@@ -22,6 +22,7 @@ import numpy as np
 from napari_segany import Predictor, load_model
 from napari_segany.automatic.instances import labels_from_maps
 from napari_segany.automatic.metrics import matching_accuracy
+from napari_segany.automatic.params import VIEWS
 from napari_segany.automatic.tile import instance_probabilities
 from napari_segany.image_prep import to_rgb_uint8
 
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=555_000)
-    parser.add_argument("--views", type=int, default=4, choices=(1, 4, 8))
+    parser.add_argument("--views", type=int, default=4, choices=VIEWS)
     args = parser.parse_args()
     predictor = Predictor(load_model(args.model, device="cpu"))
     maps = []

@@ -84,13 +84,8 @@ def test_small_objects_removed_and_ids_sequential():
     assert set(np.unique(out)) == {0, 1} and out.dtype == np.uint32
 
 
-def _disk(shape, centre, radius):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
-
-
 def test_two_touching_nuclei_taken_for_one_are_split_at_the_neck():
-    left, right = _disk((60, 90), (30, 28), 16), _disk((60, 90), (30, 58), 16)
+    left, right = disk((60, 90), (30, 28), 16), disk((60, 90), (30, 58), 16)
     labels = (left | right).astype(np.uint32)  # one object shaped like an 8
     split = split_concave_objects(labels, max_solidity=0.95)
     ids = np.unique(split)[1:]
@@ -104,11 +99,11 @@ def test_two_touching_nuclei_taken_for_one_are_split_at_the_neck():
 
 def test_convex_objects_and_disabled_splitting_stay_whole():
     labels = np.zeros((80, 80), np.uint32)
-    labels[_disk((80, 80), (25, 25), 15)] = 1
+    labels[disk((80, 80), (25, 25), 15)] = 1
     yy, xx = np.mgrid[:80, :80]
     labels[((yy - 60) / 8) ** 2 + ((xx - 45) / 25) ** 2 <= 1] = 2  # an elongated ellipse
     np.testing.assert_array_equal(split_concave_objects(labels, 0.95), labels)
-    eight = (_disk((60, 90), (30, 28), 16) | _disk((60, 90), (30, 58), 16)).astype(float)
+    eight = (disk((60, 90), (30, 28), 16) | disk((60, 90), (30, 58), 16)).astype(float)
     maps = dict(foreground=eight, centre=eight * 0.9)
     assert labels_from_maps(**maps, split_solidity=0.0).max() == 1
     assert labels_from_maps(**maps, split_solidity=0.95).max() == 2

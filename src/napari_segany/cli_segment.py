@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from napari_segany.automatic.params import VIEWS
+
 EXIT_OK, EXIT_FAILURE = 0, 1
 LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")
 #: Images with more pixels than this are labelled into a temporary zarr array on disk instead
@@ -48,7 +50,7 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         "--views",
         type=int,
         default=4,
-        choices=(1, 4, 8),
+        choices=VIEWS,
         help="instance head: average the maps of this many flipped views of each tile (default 4)",
     )
     parser.add_argument("--channel-axis", type=int, default=None, help="axis of channels")

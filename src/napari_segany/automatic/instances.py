@@ -141,6 +141,9 @@ def split_concave_objects(
 
 def _merge_wide_necks(parts: np.ndarray, depth: np.ndarray, max_neck: float) -> np.ndarray:
     """Join neighbouring parts (labels ≥ 1 of one object) whose interface is not a narrow neck."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = int(parts.max())
     peak = np.zeros(n + 1)
     np.maximum.at(peak, parts.ravel(), depth.ravel())
@@ -154,18 +157,9 @@ def _merge_wide_necks(parts: np.ndarray, depth: np.ndarray, max_neck: float) -> 
         shallower = np.minimum(depth_a, depth_b)[touching]
         np.maximum.at(saddle, (a[touching], b[touching]), shallower)
     saddle = np.maximum(saddle, saddle.T)
-    root = np.arange(n + 1)
-
-    def find(i):
-        while root[i] != i:
-            i = root[i]
-        return i
-
-    for i in range(1, n + 1):
-        for j in range(i + 1, n + 1):
-            if saddle[i, j] > 0 and saddle[i, j] >= max_neck * min(peak[i], peak[j]):
-                root[find(j)] = find(i)
-    return np.array([find(i) for i in range(n + 1)])[parts]
+    wide = (saddle > 0) & (saddle >= max_neck * np.minimum.outer(peak, peak))
+    _, component = connected_components(csr_matrix(wide), directed=False)
+    return component[parts]  # background (0) touches no part, so it stays component 0
 
 
 def fill_object_holes(labels: np.ndarray) -> np.ndarray:
