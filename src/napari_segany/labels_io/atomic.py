@@ -41,12 +41,13 @@ def remove_path(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         # A failed zarr write can leave sibling chunk writes running for a moment in zarr's
-        # event loop; a file they create during the removal keeps the folder. Try again.
+        # event loop; a file they create during or just after the removal brings the folder
+        # back. So wait a moment after each removal and check that it stayed gone.
         for attempt in range(_REMOVE_ATTEMPTS):
             shutil.rmtree(path, ignore_errors=True)
+            time.sleep(0.05 * (attempt + 1))
             if not path.exists():
                 return
-            time.sleep(0.05 * (attempt + 1))
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
