@@ -292,7 +292,9 @@ def test_window_blur_matches_the_dense_gaussian_product(rows, cols, sigma):
     x = np.random.default_rng(rows * cols).random((2, rows, cols), dtype=np.float32)
     sigma = round(sigma, 2)
     dense = gaussian_matrix(rows, sigma) @ x @ gaussian_matrix(cols, sigma).T
-    assert np.allclose(blur_window(x, sigma), dense, atol=2e-5)
+    # long rows use a kernel cut at 4 sigma: each axis may lose the tail mass beyond it
+    # (2 * Phi(-4) = 6.3e-5 of the signal, here at most 1), so allow that twice plus rounding
+    assert np.allclose(blur_window(x, sigma), dense, rtol=0, atol=2 * 6.4e-5 + 1e-5)
 
 
 def test_generate_nuclei_contract():
