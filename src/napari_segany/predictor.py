@@ -114,8 +114,8 @@ class Prediction:
         """Index of the mask to show: ``chosen`` when set, else the highest predicted IoU.
 
         For models with an instance head, a single positive click on an object of the head's
-        instance map larger than ``_GUIDE_MIN_AREA`` picks the candidate that agrees best with
-        that object, refined with the object's box when that agrees better still (see
+        instance map larger than ``_GUIDE_MIN_AREA`` returns that object: the candidate that
+        agrees best with it is chosen and shows the object's mask (see
         ``Predictor._guide_by_instance``).
         """
         if self.chosen is not None:
@@ -285,10 +285,16 @@ class Predictor:
     def _guide_by_instance(self, prediction: Prediction, point: np.ndarray) -> None:
         """Use the instance map to answer a single positive click at ``point`` (row, col).
 
-        The candidate that agrees best (IoU) with the instance-map object under the click
-        becomes ``prediction.chosen``. The click is then decoded again together with that
-        object's bounding box; if this mask agrees better still, it replaces the chosen
-        candidate. A click alone does not say how far a large object extends; the box does.
+        A click alone does not say how far a large object extends; the instance head, which
+        sees every object of the image at once, does. So the chosen mask is the instance-map
+        object under the click itself (on validation images, seeds 555000+, this raised the
+        one-click mIoU of embedded model v5 from 0.830 to 0.836).
+
+        Its logits, for refining with the next prompt, are those of the decoder's mask that
+        agrees best (IoU) with the object: of SAM's three candidates, and of the click decoded
+        again together with the object's bounding box. That candidate becomes
+        ``prediction.chosen`` and its mask is replaced by the object's.
+
         Nothing changes where the instance map has background under the click, or an object
         smaller than ``_GUIDE_MIN_AREA``: there the predicted IoU ranks the candidates.
         """
@@ -317,9 +323,10 @@ class Predictor:
         box = np.array([region[0].start, region[1].start, region[0].stop - 1, region[1].stop - 1])
         masks, iou, logits = self._decode(point[None], np.ones(1, np.int64), box, None, False)
         if agreement(masks)[0] > scores[chosen]:
-            prediction.masks[chosen] = masks[0]
             prediction.scores[chosen] = iou[0]
             prediction.logits[chosen] = logits[0]
+        prediction.masks[chosen] = False
+        prediction.masks[(chosen, *region)] = obj
 
     # -- prompts ---------------------------------------------------------------------------
     def predict(

@@ -48,8 +48,8 @@ class AutomaticParams:
     fill_holes: bool = True
     # chosen on validation images (benchmarks/tune_automatic.py), not on the evaluation images
     foreground_threshold: float = 0.5
-    seed_threshold: float = 0.4
-    centre_sigma: float = 2.0
+    seed_threshold: float = 0.5
+    centre_sigma: float = 1.0
     split_solidity: float = 0.95
     views: int = 4
     point_grid: PointGridParams = field(default_factory=PointGridParams)

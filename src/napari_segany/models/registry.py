@@ -171,15 +171,15 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         name="segany_cells",
         architecture="segany_cells",
         url=None,
-        known_hash="sha256:1b5edd0b3ae4b24bd2ab1fc5b5cb5216056e38798901131b6177b6ce1f767428",
-        size_bytes=10_570_514,
+        known_hash="sha256:8b87f2b6e7bcad902f5987c0b13a136c415fe3dd0c166cbf36099c10bf11341e",
+        size_bytes=10_570_849,
         license="BSD-3-Clause",
         description=(
             "napari-segany's embedded cell and nucleus model (CNN encoder, SAM decoder), trained "
             "on synthetic microscopy only; ships with the package, no download"
         ),
-        filename="segany_cells_v5.pt",
-        bundled="segany_cells_v5.pt",
+        filename="segany_cells_v6.pt",
+        bundled="segany_cells_v6.pt",
     ),
     _sam(
         "vit_h",
