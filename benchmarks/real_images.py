@@ -37,6 +37,7 @@ from skimage.segmentation import find_boundaries
 from eval_embedded import box_of, centre_click, iou
 from napari_segany import Predictor, load_model
 from napari_segany.automatic import segment
+from napari_segany.image_prep import to_rgb_uint8
 
 DATA = Path(skimage.__file__).parent / "data"
 
@@ -59,14 +60,14 @@ def single_cell_reference(image: np.ndarray) -> np.ndarray:
 
 
 def write_overlay(image: np.ndarray, labels: np.ndarray, path: Path) -> None:
-    """Save image | image with yellow object outlines, side by side, as PNG."""
-    if image.ndim == 2:
-        low, high = np.percentile(image, (1, 99.5))
-        grey = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-9), 0, 1)
-        image = (np.repeat(grey[..., None], 3, axis=2) * 255).astype(np.uint8)
-    outlined = image.copy()
+    """Save image | image with yellow object outlines, side by side, as PNG.
+
+    The image is shown as the model sees it (:func:`~napari_segany.image_prep.to_rgb_uint8`).
+    """
+    shown = to_rgb_uint8(image)
+    outlined = shown.copy()
     outlined[find_boundaries(labels, mode="inner")] = (255, 255, 0)
-    io.imsave(path, np.concatenate([image, outlined], axis=1), check_contrast=False)
+    io.imsave(path, np.concatenate([shown, outlined], axis=1), check_contrast=False)
 
 
 def check_single_cell(model, out: Path) -> None:
