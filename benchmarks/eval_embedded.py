@@ -17,6 +17,7 @@ Held-out images come from the generator's held-out parameter bands and seed stre
 (``generate_scene(..., held_out=True)``), never used in training. Usage::
 
     python benchmarks/eval_embedded.py [--model segany_cells|PATH] [--images 24] [--size 512]
+        [--prompt-views 1|3|6] [--first-seed N]
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ from napari_segany.automatic.metrics import matching_accuracy
 EVAL_SEED = 987_654_321  # first seed of the held-out images (the generator keeps a separate stream)
 
 
-def held_out_images(count: int, size: int):
+def held_out_images(count: int, size: int, first_seed: int = EVAL_SEED):
     from napari_segany.synthetic import generate_scene
 
     for i in range(count):
-        scene = generate_scene((size, size), seed=EVAL_SEED + i, held_out=True)
+        scene = generate_scene((size, size), seed=first_seed + i, held_out=True)
         yield np.asarray(scene.raw), np.asarray(scene.labels)
 
 
@@ -90,15 +91,21 @@ def classical_instances(image: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    model_name: str, images: int, size: int, corrections: int = 3, max_objects: int = 25
+    model_name: str,
+    images: int,
+    size: int,
+    corrections: int = 3,
+    max_objects: int = 25,
+    prompt_views: int | None = None,
+    first_seed: int = EVAL_SEED,
 ) -> dict:
     from napari_segany.automatic import segment
 
     model = load_model(model_name, device="cpu")
-    predictor = Predictor(model)
+    predictor = Predictor(model, prompt_views=prompt_views)
     scores = {k: [] for k in ("point", "box", "corrected", "base_point", "base_box")}
     auto_base, auto_model = [], []
-    for image, labels in held_out_images(images, size):
+    for image, labels in held_out_images(images, size, first_seed):
         predictor.set_image(image)
         base = classical_instances(image)
         auto_base.append(matching_accuracy(labels, base))
@@ -139,6 +146,7 @@ def evaluate(
     result["base_auto"] = float(np.mean(auto_base))
     result["auto"] = float(np.mean(auto_model)) if auto_model else float("nan")
     result["objects"] = len(scores["point"])
+    result["prompt_views"] = predictor.prompt_views
     return result
 
 
@@ -148,12 +156,29 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--max-objects", type=int, default=25, help="prompted objects per image")
+    parser.add_argument(
+        "--prompt-views", type=int, default=None, help="Predictor prompt_views (default: model's)"
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=EVAL_SEED,
+        help="seed of the first image (555000: the validation images settings are chosen on)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
-    r = evaluate(args.model, args.images, args.size, max_objects=args.max_objects)
+    r = evaluate(
+        args.model,
+        args.images,
+        args.size,
+        max_objects=args.max_objects,
+        prompt_views=args.prompt_views,
+        first_seed=args.first_seed,
+    )
     print(
-        f"held-out synthetic images: {args.images} of {args.size}², {r['objects']} prompted "
-        f"objects (at most {args.max_objects} per image)"
+        f"synthetic images from the held-out bands: {args.images} of {args.size}² from seed "
+        f"{args.first_seed}, {r['objects']} prompted "
+        f"objects (at most {args.max_objects} per image), prompt views: {r['prompt_views']}"
     )
     print("| prompt | model mIoU | classical baseline |")
     print("| --- | --- | --- |")

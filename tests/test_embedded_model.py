@@ -86,7 +86,8 @@ def windowed():
     from napari_segany.synthetic import generate_nuclei
 
     image, labels = generate_nuclei(shape=(600, 500), n_objects=30, seed=5)
-    predictor = Predictor(load_model(device="cpu"))
+    # the embedding's own window; prompt views are tested in test_prompt_views.py
+    predictor = Predictor(load_model(device="cpu"), prompt_views=1)
     predictor.set_image(image)
     return predictor, labels
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from napari_segany import Predictor, build_model, load_model
+from napari_segany.predictor import _GUIDE_MAP_VIEWS
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def test_single_click_picks_the_candidate_matching_the_instance(predictor_and_tr
     from napari_segany.predictor import _GUIDE_MIN_AREA
 
     predictor, truth = predictor_and_truth
-    instances = predictor.instance_labels()
+    instances = predictor.instance_labels(_GUIDE_MAP_VIEWS)
     assert instances.shape == truth.shape and instances.max() > 5
     guided = small = 0
     for obj in np.unique(truth)[1:]:
@@ -80,7 +81,7 @@ def test_a_click_on_a_large_object_returns_the_instance_object(predictor_and_tru
     """The shown mask is the instance-map object; its logits come from the decoder's mask
     (a candidate, or the click with the object's box) that agrees best with the object."""
     predictor, truth = predictor_and_truth
-    instances = predictor.instance_labels()
+    instances = predictor.instance_labels(_GUIDE_MAP_VIEWS)
     clicks = []
     for obj in np.unique(truth)[1:]:
         rows, cols = np.nonzero(truth == obj)
@@ -88,7 +89,9 @@ def test_a_click_on_a_large_object_returns_the_instance_object(predictor_and_tru
         if instances[click] and (instances == instances[click]).sum() >= 800:
             clicks.append(click)
     guided = [predictor.predict(points=[c]) for c in clicks]
-    monkeypatch.setattr(Predictor, "_guide_by_instance", lambda self, prediction, point: None)
+    monkeypatch.setattr(
+        Predictor, "_guide_by_instance", lambda self, prediction, point, views: None
+    )
     plain = [predictor.predict(points=[c]) for c in clicks]
     boxed = 0
     for click, g, p in zip(clicks, guided, plain, strict=True):
@@ -99,3 +102,27 @@ def test_a_click_on_a_large_object_returns_the_instance_object(predictor_and_tru
         np.testing.assert_array_equal(g.logits[others], p.logits[others])
         boxed += not np.array_equal(g.logits[g.best], p.logits[g.best])
     assert boxed > 0  # the click decoded with the object's box agreed better at least once
+
+
+def test_fast_answers_use_the_one_view_map_and_view_answers_the_averaged_one(
+    predictor_and_truth, monkeypatch
+):
+    predictor, truth = predictor_and_truth
+    one, four = predictor.instance_labels(1), predictor.instance_labels(_GUIDE_MAP_VIEWS)
+    assert not np.array_equal(one, four)  # more views change the map
+    used = []
+    instance_map = predictor._instance_map
+    monkeypatch.setattr(predictor, "_instance_map", lambda v: used.append(v) or instance_map(v))
+    rows, cols = np.nonzero(truth == 1)
+    predictor.predict(points=[[rows.mean(), cols.mean()]], prompt_views=1)
+    predictor.predict(points=[[rows.mean(), cols.mean()]])
+    assert used == [1, _GUIDE_MAP_VIEWS]
+
+
+def test_a_many_view_map_needs_the_image_pixels(predictor_and_truth):
+    predictor, _ = predictor_and_truth
+    bare = Predictor(predictor.model)
+    bare.set_embedding(predictor.get_embedding())
+    assert bare.instance_labels(1).shape == predictor.instance_labels(1).shape
+    with pytest.raises(ValueError, match="needs the image's pixels"):
+        bare.instance_labels(4)

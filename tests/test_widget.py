@@ -441,7 +441,7 @@ def test_responsive_while_encoding_and_fast_click_preview(viewer, nuclei, qtbot,
     # click → preview on the default tiling (the whole 512² sample is one model input)
     widget.tile_spin.setValue(0)
     _compute(widget, qtbot)
-    decode_times, threads = [], set()
+    decode_times, threads = {1: [], None: []}, set()
     predict = widget.session.predict
 
     def timed_predict(*args, **kwargs):
@@ -450,26 +450,36 @@ def test_responsive_while_encoding_and_fast_click_preview(viewer, nuclei, qtbot,
         try:
             return predict(*args, **kwargs)
         finally:
-            decode_times.append(time.perf_counter() - start)
+            decode_times[kwargs.get("prompt_views")].append(time.perf_counter() - start)
 
     widget.session.predict = timed_predict
     ids = np.unique(truth[truth > 0])[:12]
-    times = []
+    first, final = [], []
     for target in ids:
         rows, cols = np.nonzero(truth == target)
         widget.clear_prompts()
         start = time.perf_counter()
         _click(widget.points_layer, (float(np.median(rows)), float(np.median(cols))))
+        qtbot.waitUntil(lambda: widget.prediction is not None, timeout=WAIT_MS)
+        first.append(time.perf_counter() - start)
         _wait_preview(widget, qtbot)
-        times.append(time.perf_counter() - start)
-    median = float(np.median(times))
-    overhead = float(np.median(np.subtract(times, decode_times)))
+        final.append(time.perf_counter() - start)
+    # the embedded model answers from its embedding at once, then from its prompt views
+    assert widget.session.prompt_views > 1
+    assert len(decode_times[1]) == len(decode_times[None]) == len(ids)
+    median = float(np.median(first))
+    overhead = float(np.median(np.subtract(first, decode_times[1])))
     record_property("click_preview_median_ms", median * 1000)
-    record_property("decode_median_ms", float(np.median(decode_times) * 1000))
+    record_property("decode_median_ms", float(np.median(decode_times[1]) * 1000))
+    record_property("views_preview_median_ms", float(np.median(final) * 1000))
+    record_property("views_decode_median_ms", float(np.median(decode_times[None]) * 1000))
     print(
         f"\ntimer lateness max {lateness.max() * 1000:.1f} ms while encoding; click → preview "
-        f"median {median * 1000:.1f} ms (max {max(times) * 1000:.1f} ms), of which the decode "
-        f"in the worker {np.median(decode_times) * 1000:.1f} ms, the GUI {overhead * 1000:.1f} ms"
+        f"median {median * 1000:.1f} ms (max {max(first) * 1000:.1f} ms), of which the decode "
+        f"in the worker {np.median(decode_times[1]) * 1000:.1f} ms, the GUI "
+        f"{overhead * 1000:.1f} ms; → mask averaged over the prompt views "
+        f"{np.median(final) * 1000:.1f} ms "
+        f"(its decode {np.median(decode_times[None]) * 1000:.1f} ms)"
     )
     # Decoding never runs on the main thread. The decode itself is the core's (about 50 ms on a
     # quiet 2-core CPU, several times that when the machine is shared); the GUI's own part of the

@@ -45,6 +45,8 @@ __all__ = ["RegionPrediction", "SegmentationSession", "content_hash", "default_b
 
 #: Window embeddings kept in memory for prompts across seams.
 WINDOW_CACHE_SIZE = 4
+#: Windows (tiles or object windows) whose instance maps are kept for later clicks.
+INSTANCE_MAP_WINDOWS = 8
 #: Tile embeddings loaded from a zarr cache kept in memory.
 TILE_CACHE_SIZE = 16
 #: Pixels next to a window edge in which a mask runs into it (one stride-4 mask pixel).
@@ -145,6 +147,9 @@ class SegmentationSession:
     cache_dtype : {"float16", "float32"}
         How a zarr cache stores features (float16 halves the size; masks match float32 within
         IoU 0.99, see tests/test_embedding_cache.py).
+    prompt_views : {1, 3, 6}, optional
+        Views each point or box prompt is decoded on (see :class:`napari_segany.Predictor`);
+        default: the model's.
     """
 
     def __init__(
@@ -161,11 +166,12 @@ class SegmentationSession:
         plane=None,
         overwrite_cache: bool = False,
         cache_dtype: str = "float16",
+        prompt_views: int | None = None,
     ) -> None:
         self.source: ImageSource = open_image(image, channel_axis=channel_axis, plane=plane)
         self.model = model
         self.precision = precision
-        self._predictor = Predictor(model, precision)
+        self._predictor = Predictor(model, precision, prompt_views)
         self.grid = TileGrid.for_model(self.source.shape, model.image_size, tile_size, halo)
         self._sample_hash: str | None = None
         self._ranges = self._resolve_ranges(intensity_range)
@@ -174,6 +180,8 @@ class SegmentationSession:
         self._windows: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
         self._constant: dict[tuple, torch.Tensor] = {}
         self._current: tuple | None = None
+        # instance maps the predictor computed per window, kept while it decodes elsewhere
+        self._instance_maps: OrderedDict[tuple, dict] = OrderedDict()
         self.cache = None
         if cache is not None:
             from napari_segany.embedding_cache import EmbeddingCache, session_signature
@@ -188,6 +196,11 @@ class SegmentationSession:
     def shape(self) -> tuple[int, int]:
         """(rows, cols) of the image plane."""
         return self.source.shape
+
+    @property
+    def prompt_views(self) -> int:
+        """Views each prompt is decoded on by default (see :class:`napari_segany.Predictor`)."""
+        return self._predictor.prompt_views
 
     @property
     def intensity_range(self) -> np.ndarray | None:
@@ -419,6 +432,7 @@ class SegmentationSession:
         box=None,
         previous: RegionPrediction | None = None,
         multimask: bool = True,
+        prompt_views: int | None = None,
     ) -> RegionPrediction:
         """Masks for point and/or box prompts anywhere on the image.
 
@@ -436,6 +450,8 @@ class SegmentationSession:
             otherwise it is ignored.
         multimask : bool
             Three candidate masks (True) or one.
+        prompt_views : {1, 3, 6}, optional
+            Views for this prompt (default: :attr:`prompt_views`); 1 gives a fast first answer.
 
         Returns
         -------
@@ -447,7 +463,7 @@ class SegmentationSession:
         if pts is None and bx is None:
             raise ValueError("Give at least one prompt: points or a box.")
         extent = _extent(pts, bx)
-        prompts = (pts, labels, bx)
+        prompts = (pts, labels, bx, prompt_views)
         window = None
         if previous is not None and self._holds(previous.window, extent):
             window = previous.window
@@ -567,12 +583,24 @@ class SegmentationSession:
         return embedding
 
     def _decode(self, window, prompts, previous, multimask) -> RegionPrediction:
-        pts, labels, bx = prompts
+        pts, labels, bx, views = prompts
         embedding = self._window_embedding(window)
-        if self._current != window:
-            self._predictor.set_embedding(embedding)
-            self._current = window
         r0, c0 = self._window_bounds(window)[:2]
+        if self._current != window:
+
+            def read_rgb(row, col, rows, cols):  # window pixels → the crop the model sees
+                return self._rgb(
+                    (slice(r0 + row, r0 + row + rows), slice(c0 + col, c0 + col + cols))
+                )[1]
+
+            if self._current is not None:
+                self._instance_maps[self._current] = self._predictor.instance_maps
+                self._instance_maps.move_to_end(self._current)
+                while len(self._instance_maps) > INSTANCE_MAP_WINDOWS:
+                    self._instance_maps.popitem(last=False)
+            maps = self._instance_maps.get(window)
+            self._predictor.set_embedding(embedding, read_rgb, instance_maps=maps)
+            self._current = window
         offset = np.array([r0, c0], dtype=np.float64)
         mask_input = None
         if previous is not None and previous.window == window:
@@ -583,6 +611,7 @@ class SegmentationSession:
             box=None if bx is None else bx - np.tile(offset, 2),
             mask_input=mask_input,
             multimask=multimask,
+            prompt_views=views,
         )
         return RegionPrediction(
             masks=prediction.masks,

@@ -619,16 +619,24 @@ class SegmentAnythingWidget(QWidget):
         session, generation = self.session, self._generation
 
         def decode():
-            return session.predict(
+            kwargs = dict(
                 points=prompts.points,
                 point_labels=prompts.labels,
                 box=prompts.box,
                 previous=previous,
                 multimask=True,
             )
+            if session.prompt_views == 1 or previous is not None:  # refining: one view only
+                yield session.predict(**kwargs)
+                return
+            # the embedding's own answer at once, then the average over the prompt views,
+            # unless newer prompts (a dragged point) already wait
+            yield session.predict(**kwargs, prompt_views=1)
+            if not self._decode_pending:
+                yield session.predict(**kwargs)
 
         worker = create_worker(decode, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._decoded(session, generation, prompts, result))
+        worker.yielded.connect(lambda result: self._decoded(session, generation, prompts, result))
         worker.errored.connect(lambda exc: self._say(f"{type(exc).__name__}: {exc}"))
         worker.finished.connect(self._decode_finished)
         self._decode_worker = worker
