@@ -11,6 +11,7 @@ from napari_segany.prompt_views import (
     VIEW_INPUT,
     VIEW_MARGIN,
     VIEW_SETS,
+    MaskInput,
     _view_to_image,
     frame_logits_on_image,
     view_crop,
@@ -137,18 +138,34 @@ def test_an_embedding_without_pixels_decodes_on_the_embedding_only(model, nuclei
     np.testing.assert_array_equal(bare.predict(box=box).masks, one.predict(box=box).masks)
 
 
-def test_refining_with_mask_input_uses_the_embedding_only(model, nuclei, monkeypatch):
-    image, _ = nuclei
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_mask_prompt_is_resampled_into_each_view(mirror):
+    frame_x = (torch.arange(256, dtype=torch.float32) + 0.5) * 4  # logits = frame x, 1024 frame
+    mask = MaskInput(frame_x.expand(1, 256, -1).clone(), (1.0, 1.0), 1024)
+    crop, scale, zoomed = (100, 300, 128, 100), (2.0, 2.0), (256, 200)
+    got = mask.in_view(crop, scale, zoomed, mirror, VIEW_INPUT)[0]
+    assert got.shape == (VIEW_INPUT // 4, VIEW_INPUT // 4)
+    zoomed_x = np.arange(VIEW_INPUT // 4) * 4 + 2.0  # view mask pixel centres
+    if mirror:
+        zoomed_x = 200 - zoomed_x
+    np.testing.assert_allclose(got[10].numpy(), zoomed_x / 2 + 300, atol=1e-3)
+
+
+def test_refining_with_a_mask_prompt_uses_the_views_too(model, nuclei, monkeypatch):
+    image, labels = nuclei
     predictor = Predictor(model, prompt_views=6)
     predictor.set_image(image)
-    first = predictor.predict(points=[[60, 60]], multimask=False)
+    rows, cols = np.nonzero(labels == 2)
+    click = [rows.mean(), cols.mean()]
+    first = predictor.predict(points=[click], multimask=False)
     import napari_segany.prompt_views as pv
 
-    def fail(*args, **kwargs):
-        raise AssertionError("views were decoded")
-
-    monkeypatch.setattr(pv, "decode_views", fail)
-    predictor.predict(points=[[60, 60], [70, 70]], point_labels=[1, 0], mask_input=first.logits[0])
+    seen = []
+    decode = pv.decode_views
+    monkeypatch.setattr(pv, "decode_views", lambda *a, **k: seen.append(a[-1]) or decode(*a, **k))
+    again = predictor.predict(points=[click], mask_input=first.logits[0], multimask=False)
+    assert isinstance(seen[0], MaskInput)
+    assert _iou(again.masks[0], labels == 2) > 0.7
 
 
 def test_a_tiled_session_reads_each_view_from_the_prompted_window(model):

@@ -422,7 +422,7 @@ class Predictor:
             Return 3 candidate masks (recommended for a single click) or 1.
         prompt_views : {1, 3, 6}, optional
             Views for this prompt (default: :attr:`prompt_views`), e.g. 1 for a fast first
-            answer before the averaged one. Prompts with ``mask_input`` always use 1.
+            answer before the averaged one.
 
         Returns
         -------
@@ -476,23 +476,35 @@ class Predictor:
                 )
             masks = self._upscale_masks(logits[0], emb).cpu().numpy()
             scores = iou[0].float().cpu().numpy()
-            if mask_input is None and views > 1 and self._read_rgb is not None:
+            if views > 1 and self._read_rgb is not None and (pts is not None or bx is not None):
                 scores = self._average_views(
-                    masks, scores, logits[0], pts, labels, bx, multimask, views
+                    masks, scores, logits[0], pts, labels, bx, mask, multimask, views
                 )
         return masks, scores, logits[0].float().cpu().numpy()
 
     def _average_views(
-        self, masks, scores, logits, pts, labels, bx, multimask, views: int
+        self, masks, scores, logits, pts, labels, bx, mask, multimask, views: int
     ) -> np.ndarray:
         """Replace ``masks`` (K, H, W), in place, by the mean over ``views`` views.
 
         ``logits`` (K, h, w) are the embedding's own low-resolution logits, which count as
-        one view. Returns the views' mean predicted IoU (K,).
+        one view; ``mask`` (1, 1, h, w) is the mask prompt or None. Returns the views' mean
+        predicted IoU (K,).
         """
-        from napari_segany.prompt_views import VIEW_SETS, decode_views, frame_logits_on_image
+        from napari_segany.prompt_views import (
+            VIEW_SETS,
+            MaskInput,
+            decode_views,
+            frame_logits_on_image,
+        )
 
         emb = self.get_embedding()
+        mask_input = None
+        if mask is not None:
+            frame_scale = tuple(
+                i / o for i, o in zip(emb.input_size, emb.original_size, strict=True)
+            )
+            mask_input = MaskInput(mask[0].float(), frame_scale, self.model.image_size)
         found = decode_views(
             self.model,
             self._read_rgb,
@@ -502,6 +514,7 @@ class Predictor:
             bx,
             VIEW_SETS[views],
             multimask,
+            mask_input,
         )
         if found is None:
             return scores

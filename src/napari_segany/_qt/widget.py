@@ -626,7 +626,7 @@ class SegmentAnythingWidget(QWidget):
                 previous=previous,
                 multimask=True,
             )
-            if session.prompt_views == 1 or previous is not None:  # refining: one view only
+            if session.prompt_views == 1:
                 yield session.predict(**kwargs)
                 return
             # the embedding's own answer at once, then the average over the prompt views,
