@@ -80,6 +80,47 @@ def test_training_runs_resumes_and_exports(tmp_path):
     assert model.architecture == "segany_cells"
 
 
+def _tiny_run(out, **kwargs):
+    cfg = dict(
+        steps=3,
+        crop=64,
+        scenes_per_step=1,
+        objects_per_scene=2,
+        corrective_rounds=1,
+        warmup=1,
+        log_every=1,
+        save_every=10,
+        out=str(out),
+        device="cpu",
+    )
+    return training.TrainConfig(**{**cfg, **kwargs})
+
+
+def test_stop_at_reproduces_a_run_interrupted_at_that_step(tmp_path, monkeypatch):
+    # the README recipe lists runs that were stopped by hand as --steps N --stop-at M
+    interrupted = tmp_path / "interrupted.pt"
+    step_once = training.training_step
+
+    def interrupt(model, cfg, step, rng, device):
+        if step == 2:
+            raise KeyboardInterrupt
+        return step_once(model, cfg, step, rng, device)
+
+    monkeypatch.setattr(training, "training_step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_tiny_run(interrupted, save_every=1))
+    monkeypatch.undo()
+    stopped = tmp_path / "stopped.pt"
+    training.train(_tiny_run(stopped, stop_at=2))
+    a = torch.load(str(interrupted) + ".state", weights_only=False)
+    b = torch.load(str(stopped) + ".state", weights_only=False)
+    assert a["step"] == b["step"] == 2
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="stop_at must be between 0 and steps"):
+        training.train(_tiny_run(tmp_path / "bad.pt", stop_at=5))
+
+
 # -- decoding on a window, as in training ----------------------------------------------------
 @pytest.fixture(scope="module")
 def windowed():

@@ -67,6 +67,7 @@ class TrainConfig:
     pad_probability: float = 0.0
     max_pad: int = 96
     init: str = ""
+    stop_at: int = 0  # stop after this step (0: at ``steps``); the schedule still spans ``steps``
     extra: dict = field(default_factory=dict)
 
 
@@ -288,6 +289,17 @@ def learning_rate_at(step: int, cfg) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def stop_step(cfg) -> int:
+    """The step a run ends at: ``cfg.stop_at`` when set (≤ ``cfg.steps``), else ``cfg.steps``.
+
+    A run stopped early this way equals an interrupted run of ``cfg.steps`` steps, so recipes
+    that were stopped by hand can be rerun exactly.
+    """
+    if cfg.stop_at < 0 or cfg.stop_at > cfg.steps:
+        raise ValueError(f"stop_at must be between 0 and steps ({cfg.steps}), got {cfg.stop_at}")
+    return cfg.stop_at or cfg.steps
+
+
 def export_weights(model: SamModel, path: Path, cfg: TrainConfig, step: int) -> None:
     """Write the inference checkpoint (float16 weights), via a temporary file and a rename."""
     state = {
@@ -326,8 +338,9 @@ def train(cfg: TrainConfig) -> Path:
         start = state["step"]
         print(f"resuming from step {start}")
     rng = np.random.default_rng([cfg.seed, start])
+    stop = stop_step(cfg)
     t0, recent = time.perf_counter(), []
-    for step in range(start, cfg.steps):
+    for step in range(start, stop):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, cfg)
         optimizer.zero_grad(set_to_none=True)
@@ -335,7 +348,7 @@ def train(cfg: TrainConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         recent.append(metrics)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
             keys = ("loss", "head", "iou_first", "iou_last")
             mean = {k: np.mean([m[k] for m in recent]) for k in keys}
             rate = (time.perf_counter() - t0) / len(recent)
@@ -346,7 +359,7 @@ def train(cfg: TrainConfig) -> Path:
                 flush=True,
             )
             recent, t0 = [], time.perf_counter()
-        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.save_every == 0 or step + 1 == stop:
             model.eval()
             export_weights(model, out, cfg, step + 1)
             model.train()

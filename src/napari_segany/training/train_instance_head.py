@@ -29,7 +29,12 @@ from napari_segany.models.loading import resolve_device
 from napari_segany.models.sam import SamModel
 from napari_segany.training.instance_targets import centre_map
 from napari_segany.training.losses import dice_loss
-from napari_segany.training.train_embedded import draw_scene, export_weights, learning_rate_at
+from napari_segany.training.train_embedded import (
+    draw_scene,
+    export_weights,
+    learning_rate_at,
+    stop_step,
+)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class HeadConfig:
     out: str = "segany_cells_head.pt"
     log_every: int = 50
     save_every: int = 200
+    stop_at: int = 0  # stop after this step (0: at ``steps``); the schedule still spans ``steps``
 
 
 def model_with_head(base_weights: str | Path, device) -> SamModel:
@@ -84,8 +90,9 @@ def train(cfg: HeadConfig) -> Path:
     for p in head.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    stop = stop_step(cfg)
     t0, recent = time.perf_counter(), []
-    for step in range(cfg.steps):
+    for step in range(stop):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, cfg)
         seeds = [
@@ -105,20 +112,20 @@ def train(cfg: HeadConfig) -> Path:
         loss.backward()
         optimizer.step()
         recent.append(loss.item())
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
             rate = (time.perf_counter() - t0) / len(recent)
             print(
                 f"step {step + 1}/{cfg.steps}  loss {np.mean(recent):.4f}  {rate:.2f} s/step",
                 flush=True,
             )
             recent, t0 = [], time.perf_counter()
-        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+        if (step + 1) % cfg.save_every == 0 and step + 1 < stop:
             head.eval()
             export_weights(model, Path(cfg.out), cfg, step + 1)
             head.train()
     head.eval()
     out = Path(cfg.out)
-    export_weights(model, out, cfg, cfg.steps)
+    export_weights(model, out, cfg, stop)
     return out
 
 
