@@ -55,31 +55,6 @@ def test_exported_half_precision_weights_load_as_float32(tmp_path):
     torch.testing.assert_close(a, b, rtol=0.05, atol=0.05)
 
 
-def test_training_runs_resumes_and_exports(tmp_path):
-    out = tmp_path / "cells.pt"
-    cfg = training.TrainConfig(
-        steps=2,
-        crop=64,
-        scenes_per_step=1,
-        objects_per_scene=2,
-        corrective_rounds=1,
-        warmup=1,
-        log_every=1,
-        save_every=1,
-        out=str(out),
-        device="cpu",
-    )
-    training.train(cfg)
-    assert out.is_file()
-    state = torch.load(str(out) + ".state", weights_only=False)
-    assert state["step"] == 2
-    cfg.steps = 3
-    training.train(cfg)  # resumes at step 2 and runs one more
-    assert torch.load(str(out) + ".state", weights_only=False)["step"] == 3
-    model = load_model(out, device="cpu")
-    assert model.architecture == "segany_cells"
-
-
 def _tiny_run(out, **kwargs):
     cfg = dict(
         steps=3,
@@ -94,6 +69,20 @@ def _tiny_run(out, **kwargs):
         device="cpu",
     )
     return training.TrainConfig(**{**cfg, **kwargs})
+
+
+def test_training_runs_resumes_and_exports(tmp_path):
+    out = tmp_path / "cells.pt"
+    cfg = _tiny_run(out, steps=2, save_every=1)
+    training.train(cfg)
+    assert out.is_file()
+    state = torch.load(str(out) + ".state", weights_only=False)
+    assert state["step"] == 2
+    cfg.steps = 3
+    training.train(cfg)  # resumes at step 2 and runs one more
+    assert torch.load(str(out) + ".state", weights_only=False)["step"] == 3
+    model = load_model(out, device="cpu")
+    assert model.architecture == "segany_cells"
 
 
 def test_stop_at_reproduces_a_run_interrupted_at_that_step(tmp_path, monkeypatch):

@@ -318,6 +318,7 @@ def export_weights(model: SamModel, path: Path, cfg: TrainConfig, step: int) -> 
 
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; returns the path of the exported weights."""
+    stop = stop_step(cfg)  # a bad --stop-at fails before any work
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -338,7 +339,6 @@ def train(cfg: TrainConfig) -> Path:
         start = state["step"]
         print(f"resuming from step {start}")
     rng = np.random.default_rng([cfg.seed, start])
-    stop = stop_step(cfg)
     t0, recent = time.perf_counter(), []
     for step in range(start, stop):
         for group in optimizer.param_groups:

@@ -81,6 +81,7 @@ def head_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def train(cfg: HeadConfig) -> Path:
     """Train the head and export the whole model (float16) to ``cfg.out``."""
+    stop = stop_step(cfg)  # a bad --stop-at fails before any work
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = model_with_head(cfg.base, device).eval()
@@ -90,7 +91,6 @@ def train(cfg: HeadConfig) -> Path:
     for p in head.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    stop = stop_step(cfg)
     t0, recent = time.perf_counter(), []
     for step in range(stop):
         for group in optimizer.param_groups:
