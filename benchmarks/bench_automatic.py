@@ -30,7 +30,7 @@ from _timing import median_seconds
 from eval_embedded import classical_instances, held_out_images
 from napari_segany import load_model
 from napari_segany.automatic import matching_accuracy, segment
-from napari_segany.session import SegmentationSession
+from napari_segany.tiled.session import SegmentationSession
 
 VIEWS_COMPARED = (4, 1)
 

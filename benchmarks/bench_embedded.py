@@ -4,7 +4,7 @@ Prints, for one 1024×1024 input: the embedded encoder's time, our vit_b encoder
 ratio (target: ≤ 0.25 s and ≥ 40× faster), and the median time from one click to the
 full-resolution masks with the embedded model: the first answer, from the image's embedding
 (target: ≤ 25 ms), and the answer averaged over the default prompt views (see
-:mod:`napari_segany.prompt_views`), for a click and for a box.
+:mod:`napari_segany.inference.prompt_views`), for a click and for a box.
 
 Usage: python benchmarks/bench_embedded.py [--repeats 5] [--clicks 40]
 """

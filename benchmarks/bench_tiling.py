@@ -2,7 +2,7 @@
 
 Writes two synthetic uint16 zarr images (cell-like blobs on a noisy background; default 16384²
 and 2048², chunks 1024²) and, for each in its own process, embeds it into a zarr cache with
-:class:`napari_segany.session.SegmentationSession` and the embedded model, then answers prompts
+:class:`napari_segany.tiled.session.SegmentationSession` and the embedded model, then answers prompts
 from the cache. Prints, measured in this one run:
 
 * peak memory while embedding, large / small: resident memory (RSS sampled every 10 ms) and its
@@ -94,8 +94,8 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
     import zarr
 
     from napari_segany import load_model
-    from napari_segany.predictor import resize_for_model
-    from napari_segany.session import SegmentationSession, default_batch_size
+    from napari_segany.inference.predictor import resize_for_model
+    from napari_segany.tiled.session import SegmentationSession, default_batch_size
 
     model = load_model(device="cpu")
     image = zarr.open_array(str(image_path), mode="r")

@@ -37,7 +37,7 @@ from skimage.segmentation import find_boundaries
 from eval_embedded import box_of, centre_click, iou
 from napari_segany import Predictor, load_model
 from napari_segany.automatic import segment
-from napari_segany.image_prep import to_rgb_uint8
+from napari_segany.image.prep import to_rgb_uint8
 
 DATA = Path(skimage.__file__).parent / "data"
 
@@ -62,7 +62,7 @@ def single_cell_reference(image: np.ndarray) -> np.ndarray:
 def write_overlay(image: np.ndarray, labels: np.ndarray, path: Path) -> None:
     """Save image | image with yellow object outlines, side by side, as PNG.
 
-    The image is shown as the model sees it (:func:`~napari_segany.image_prep.to_rgb_uint8`).
+    The image is shown as the model sees it (:func:`~napari_segany.image.prep.to_rgb_uint8`).
     """
     shown = to_rgb_uint8(image)
     outlined = shown.copy()

@@ -20,11 +20,11 @@ import itertools
 import numpy as np
 
 from napari_segany import Predictor, load_model
-from napari_segany.automatic.instances import labels_from_maps
+from napari_segany.inference.instance_labels import labels_from_maps
 from napari_segany.automatic.metrics import matching_accuracy
 from napari_segany.automatic.params import VIEWS
 from napari_segany.automatic.tile import instance_probabilities
-from napari_segany.image_prep import to_rgb_uint8
+from napari_segany.image.prep import to_rgb_uint8
 
 
 def main() -> None:

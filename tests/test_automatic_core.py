@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_segany import Predictor, build_model
-from napari_segany.automatic.instances import (
+from napari_segany.inference.instance_labels import (
     fill_object_holes,
     labels_from_maps,
     relabel_sequential,
@@ -22,7 +22,7 @@ from napari_segany.automatic.point_grid import (
     paint_candidates,
 )
 from napari_segany.automatic.tile import segment_encoded
-from napari_segany.image_prep import to_rgb_uint8
+from napari_segany.image.prep import to_rgb_uint8
 from napari_segany.models.architectures import ARCHITECTURES
 from napari_segany.training.instance_targets import centre_map
 

@@ -10,7 +10,7 @@ from napari_segany.automatic import AutomaticParams, iter_segment, segment
 from napari_segany.cli import main
 from napari_segany.models.checkpoint import ARCH_KEY
 from napari_segany.progress import Progress
-from napari_segany.session import SegmentationSession
+from napari_segany.tiled.session import SegmentationSession
 
 
 @pytest.fixture(scope="module")

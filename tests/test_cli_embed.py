@@ -9,7 +9,7 @@ import zarr
 
 from napari_segany import build_model
 from napari_segany.cli import main
-from napari_segany.session import SegmentationSession
+from napari_segany.tiled.session import SegmentationSession
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from napari_segany import Predictor, build_model
-from napari_segany.embedding_cache import (
+from napari_segany.tiled.embedding_cache import (
     CacheMismatchError,
     EmbeddingCache,
     EmbeddingCacheError,
     model_weights_hash,
 )
-from napari_segany.session import SegmentationSession, content_hash
+from napari_segany.tiled.session import SegmentationSession, content_hash
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from napari_segany.image_prep import channel_layout, intensity_range, to_rgb_uint8
+from napari_segany.image.prep import channel_layout, intensity_range, to_rgb_uint8
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_segany.image_source import ImageSource, ImageSourceError, open_image
+from napari_segany.image.source import ImageSource, ImageSourceError, open_image
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_missing_file_and_bad_dimensions(tmp_path):
 
 
 def test_sample_reads_a_bounded_mosaic(monkeypatch, rng):
-    from napari_segany import image_source
+    from napari_segany.image import source as image_source
 
     monkeypatch.setattr(image_source, "SAMPLE_PIXELS", 64 * 64)
     monkeypatch.setattr(image_source, "SAMPLE_BLOCK", 16)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_segany import Predictor, build_model, load_model
-from napari_segany.predictor import _GUIDE_MAP_VIEWS
+from napari_segany.inference.predictor import _GUIDE_MAP_VIEWS
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def _iou(a, b):
 
 
 def test_single_click_picks_the_candidate_matching_the_instance(predictor_and_truth):
-    from napari_segany.predictor import _GUIDE_MIN_AREA
+    from napari_segany.inference.predictor import _GUIDE_MIN_AREA
 
     predictor, truth = predictor_and_truth
     instances = predictor.instance_labels(_GUIDE_MAP_VIEWS)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from napari_segany import Prediction, Predictor, build_model
-from napari_segany.image_prep import intensity_range, to_rgb_uint8
+from napari_segany.image.prep import intensity_range, to_rgb_uint8
 from napari_segany.models.architectures import Architecture
-from napari_segany.predictor import ImageEmbedding, resize_for_model, resized_size
+from napari_segany.inference.predictor import ImageEmbedding, resize_for_model, resized_size
 from napari_segany.synthetic import generate_nuclei
 
 SIZE = 256  # model input side: 16 x 16 embedding grid, 64 x 64 logits

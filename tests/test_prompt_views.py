@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_segany import Predictor, build_model, load_model
-from napari_segany.prompt_views import (
+from napari_segany.inference.prompt_views import (
     VIEW_INPUT,
     VIEW_MARGIN,
     VIEW_SETS,
@@ -158,7 +158,7 @@ def test_refining_with_a_mask_prompt_uses_the_views_too(model, nuclei, monkeypat
     rows, cols = np.nonzero(labels == 2)
     click = [rows.mean(), cols.mean()]
     first = predictor.predict(points=[click], multimask=False)
-    import napari_segany.prompt_views as pv
+    import napari_segany.inference.prompt_views as pv
 
     seen = []
     decode = pv.decode_views
@@ -169,7 +169,7 @@ def test_refining_with_a_mask_prompt_uses_the_views_too(model, nuclei, monkeypat
 
 
 def test_a_tiled_session_reads_each_view_from_the_prompted_window(model):
-    from napari_segany.session import SegmentationSession
+    from napari_segany.tiled.session import SegmentationSession
 
     image, labels = generate_nuclei((520, 560), n_objects=40, radius_range=(5, 10), seed=8)
     session = SegmentationSession(image, model, tile_size=256)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from napari_segany import Predictor, build_model
-from napari_segany.image_prep import intensity_range, to_rgb_uint8
+from napari_segany.image.prep import intensity_range, to_rgb_uint8
 from napari_segany.progress import Progress
-from napari_segany.session import RegionPrediction, SegmentationSession
+from napari_segany.tiled.session import RegionPrediction, SegmentationSession
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 
 from napari_segany.automatic.metrics import matching_accuracy
 from napari_segany.automatic.stitching import TileStitcher, object_centroids
-from napari_segany.tiling import TileGrid
+from napari_segany.image.tiling import TileGrid
 
 
 def disks(shape, centres, radius):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_segany.tiling import TileGrid, default_halo
+from napari_segany.image.tiling import TileGrid, default_halo
 
 
 @st.composite

@@ -578,7 +578,7 @@ def test_reopening_a_file_uses_its_cached_embeddings(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
     tifffile = pytest.importorskip("tifffile")
-    from napari_segany.predictor import Predictor
+    from napari_segany.inference.predictor import Predictor
     from napari_segany.synthetic import generate_nuclei
 
     monkeypatch.setenv("NAPARI_SEGANY_EMBEDDINGS", str(tmp_path / "embeddings"))

@@ -21,8 +21,8 @@ _LAZY = {
     "ARCHITECTURES": "napari_segany.models.architectures",
     "load_model": "napari_segany.models.loading",
     "CheckpointError": "napari_segany.models.checkpoint",
-    "Predictor": "napari_segany.predictor",
-    "Prediction": "napari_segany.predictor",
+    "Predictor": "napari_segany.inference.predictor",
+    "Prediction": "napari_segany.inference.predictor",
     "MODELS": "napari_segany.models.registry",
     "ModelDownloadError": "napari_segany.models.download",
 }
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_segany.models.download import ModelDownloadError
     from napari_segany.models.loading import load_model
     from napari_segany.models.registry import MODELS
-    from napari_segany.predictor import Prediction, Predictor
+    from napari_segany.inference.predictor import Prediction, Predictor
 
 
 def __getattr__(name: str):

@@ -121,7 +121,7 @@ def _fail(message: str) -> int:
 
 def run_segment(args: argparse.Namespace) -> int:
     """Segment each image and save its labels and table; returns the exit code."""
-    from napari_segany.image_source import ImageSourceError, open_image
+    from napari_segany.image.source import ImageSourceError, open_image
     from napari_segany.labels_io.atomic import check_writable
 
     try:
@@ -183,7 +183,7 @@ def _segment_all(args, sources):
 
     from napari_segany.automatic.segment import iter_segment
     from napari_segany.models.loading import load_model
-    from napari_segany.session import SegmentationSession
+    from napari_segany.tiled.session import SegmentationSession
 
     model = load_model(*([args.model] if args.model else []), device=args.device)
     results = []

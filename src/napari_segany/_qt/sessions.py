@@ -38,7 +38,7 @@ def default_session_factory(plane, model, tile_size, halo, cache=None):
         A ``.zarr`` embeddings store to create or resume (one made for other pixels, model or
         tiling is replaced); None keeps embeddings in memory.
     """
-    from napari_segany.session import SegmentationSession
+    from napari_segany.tiled.session import SegmentationSession
 
     return SegmentationSession(
         plane.data,

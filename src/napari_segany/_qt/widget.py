@@ -3,7 +3,7 @@
 All heavy work (loading a model, encoding tiles, decoding prompts, automatic segmentation) runs
 in napari thread workers; layers are only touched on the main thread, from the workers'
 ``yielded`` / ``returned`` signals. The segmentation itself is done by
-:class:`napari_segany.session.SegmentationSession` and :mod:`napari_segany.automatic`.
+:class:`napari_segany.tiled.session.SegmentationSession` and :mod:`napari_segany.automatic`.
 
 Shortcuts (on the prompt layers): see :data:`SHORTCUTS`.
 """

@@ -52,7 +52,7 @@ _SESSIONS_LOCK = threading.Lock()
 
 def _worker_session(job: ImageJob, model_ref: str, device: str, tiling: tuple, ranges):
     """The worker-local session for a job (kept for the job's other tiles)."""
-    from napari_segany.session import SegmentationSession
+    from napari_segany.tiled.session import SegmentationSession
 
     key = (id(job.image) if not isinstance(job.image, str) else job.image, model_ref, tiling)
     with _SESSIONS_LOCK:
@@ -118,7 +118,7 @@ def iter_segment_dask(
     import dask
     from dask.distributed import Client, as_completed
 
-    from napari_segany.session import SegmentationSession
+    from napari_segany.tiled.session import SegmentationSession
 
     own_client = None
     if client is None and scheduler is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_segany.automatic.instances import fill_object_holes, relabel_sequential
+from napari_segany.inference.instance_labels import fill_object_holes, relabel_sequential
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def crop_layer_candidates(
     """
     from dataclasses import replace
 
-    from napari_segany.predictor import Predictor
+    from napari_segany.inference.predictor import Predictor
 
     h, w = rgb.shape[:2]
     found: list[MaskCandidate] = []
@@ -206,7 +206,7 @@ def point_grid_candidates(
 
     Parameters
     ----------
-    predictor : napari_segany.predictor.Predictor
+    predictor : napari_segany.inference.predictor.Predictor
         With an image or embedding set.
     params : PointGridParams
 
@@ -220,7 +220,7 @@ def point_grid_candidates(
     """
     import torch
 
-    from napari_segany.prompts import to_model_frame
+    from napari_segany.inference.prompts import to_model_frame
 
     emb = predictor.get_embedding()
     model = predictor.model

@@ -54,7 +54,7 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
     scores : dict
         Tile object ID → (score, stability).
     """
-    from napari_segany.predictor import Predictor
+    from napari_segany.inference.predictor import Predictor
 
     predictor = predictor or Predictor(session.model, session.precision)
     predictor.set_embedding(session.tile_embedding(index))
@@ -79,7 +79,7 @@ def iter_segment(
 
     Parameters
     ----------
-    session : napari_segany.session.SegmentationSession
+    session : napari_segany.tiled.session.SegmentationSession
     params : AutomaticParams, optional
         Settings; or give them as keyword ``options`` (``points_per_side=16, min_size=20``).
     out : array-like, shape (H, W), optional
@@ -95,7 +95,7 @@ def iter_segment(
     -------
     AutomaticResult
     """
-    from napari_segany.predictor import Predictor
+    from napari_segany.inference.predictor import Predictor
 
     if params is None:
         params = AutomaticParams.from_options(**options)
@@ -162,7 +162,7 @@ def segment(
     >>> result.labels.max(), result.count  # doctest: +SKIP
     """
     from napari_segany.models.loading import load_model
-    from napari_segany.session import SegmentationSession
+    from napari_segany.tiled.session import SegmentationSession
 
     if model is None or isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
         model = load_model(*(() if model is None else (model,)), device=device)

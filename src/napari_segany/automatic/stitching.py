@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_segany.tiling import Tile
+from napari_segany.image.tiling import Tile
 
 
 def object_centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

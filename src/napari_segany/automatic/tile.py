@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_segany.automatic.instances import labels_from_maps
+from napari_segany.inference.instance_labels import labels_from_maps
 from napari_segany.automatic.params import AutomaticParams
 from napari_segany.automatic.point_grid import (
     crop_layer_candidates,
@@ -26,7 +26,7 @@ def instance_probabilities(
 
     Parameters
     ----------
-    predictor : napari_segany.predictor.Predictor
+    predictor : napari_segany.inference.predictor.Predictor
         With an image or embedding set (the first view).
     rgb : ndarray, shape (H, W, 3), uint8, optional
         The encoded image; needed for ``views`` > 1.
@@ -52,7 +52,7 @@ def instance_probabilities(
 
 
 def _encoded_probabilities(predictor, rgb: np.ndarray):
-    from napari_segany.predictor import resize_for_model
+    from napari_segany.inference.predictor import resize_for_model
 
     model = predictor.model
     x = resize_for_model(np.ascontiguousarray(rgb), model.image_size, model.upscale_input)
@@ -108,7 +108,7 @@ def segment_encoded(
 
     Parameters
     ----------
-    predictor : napari_segany.predictor.Predictor
+    predictor : napari_segany.inference.predictor.Predictor
         With an image or embedding set.
     params : AutomaticParams
     rgb : ndarray, shape (H, W, 3), uint8, optional

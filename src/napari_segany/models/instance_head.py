@@ -7,7 +7,7 @@ A model trained for cells can instead predict, in one pass over the embedding,
 * a centre logit per pixel, whose sigmoid is the pixel's distance to its object's border
   divided by the largest such distance in that object (1 at the centre, 0 at the border).
 
-Instances then follow from a seeded watershed (:mod:`napari_segany.automatic.instances`): each
+Instances then follow from a seeded watershed (:mod:`napari_segany.inference.instance_labels`): each
 region of high centre value seeds one object, and touching objects separate along their border
 because the centre value dips there.
 

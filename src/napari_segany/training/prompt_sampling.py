@@ -1,7 +1,7 @@
 """Prompts sampled the way annotators click, from ground-truth instance masks.
 
 All coordinates are (row, col) pixels of the training crop; conversion to SAM's (x, y) happens in
-the training loop through :func:`napari_segany.prompts.to_model_frame`'s convention (columns
+the training loop through :func:`napari_segany.inference.prompts.to_model_frame`'s convention (columns
 first), in one place.
 """
 

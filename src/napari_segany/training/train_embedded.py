@@ -7,7 +7,7 @@ How one step works
 ------------------
 * A few synthetic scenes (crops of ``--crop`` pixels, every modality of
   :mod:`napari_segany.synthetic`) go through the same 8-bit conversion as images at inference
-  (:func:`napari_segany.image_prep.to_rgb_uint8`) and through the image encoder once.
+  (:func:`napari_segany.image.prep.to_rgb_uint8`) and through the image encoder once.
 * Several objects per scene are prompted like annotators do (one click near the centre, a few
   clicks, a jittered box, box + click), then corrected with clicks on the largest mistake while
   the previous logits are fed back as mask prompt.
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.image_prep import to_rgb_uint8
+from napari_segany.image.prep import to_rgb_uint8
 from napari_segany.models.architectures import build_model
 from napari_segany.models.checkpoint import ARCH_KEY
 from napari_segany.models.loading import resolve_device

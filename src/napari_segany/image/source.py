@@ -124,7 +124,7 @@ class ImageSource:
 
     @property
     def prep_channel_axis(self) -> int | None:
-        """``channel_axis`` to pass to :func:`napari_segany.image_prep.to_rgb_uint8` for a read
+        """``channel_axis`` to pass to :func:`napari_segany.image.prep.to_rgb_uint8` for a read
         region: None for an auto-detected RGB(A) (so alpha is dropped as usual), else 2."""
         return None if self.rgb_auto else self.channel_axis
 

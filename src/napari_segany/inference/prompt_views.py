@@ -20,7 +20,7 @@ that raised click + 3 corrections from 0.873 to 0.894 there.
 
 Coordinates: prompts and regions are image (row, col) pixels; ``crop`` frames are (row, col)
 pixels of a zoomed crop with its origin at the crop's top-left corner. The conversion to the
-model's (x, y) happens in :func:`napari_segany.prompts.to_model_frame`, as everywhere.
+model's (x, y) happens in :func:`napari_segany.inference.prompts.to_model_frame`, as everywhere.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.prompts import to_model_frame
+from napari_segany.inference.prompts import to_model_frame
 
 #: Side of a view's model input in pixels: the crop size the embedded model was trained on
 #: (its decoder window); models with a smaller input use their whole input.

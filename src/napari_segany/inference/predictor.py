@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.image_prep import to_rgb_uint8
-from napari_segany.mask_upsampling import MaskUpsampler
+from napari_segany.image.prep import to_rgb_uint8
+from napari_segany.inference.mask_upsampling import MaskUpsampler
 from napari_segany.models.sam import SamModel
-from napari_segany.prompts import to_model_frame, validate_prompts
+from napari_segany.inference.prompts import to_model_frame, validate_prompts
 
 PRECISIONS = ("fp32", "bf16")
 #: Tokens kept on each side of a large box in a decoder window.
@@ -141,7 +141,7 @@ class Predictor:
         ``"bf16"`` runs the image encoder under bfloat16 autocast: about twice as fast on CPUs
         with AVX-512 BF16/AMX and on recent GPUs, with masks that match fp32 closely.
     prompt_views : {1, 3, 6} or None
-        Views a point or box prompt is decoded on (see :mod:`napari_segany.prompt_views`):
+        Views a point or box prompt is decoded on (see :mod:`napari_segany.inference.prompt_views`):
         1 uses only the image's embedding; 3 and 6 add re-encoded zoomed (and mirrored) crops
         around the prompt and average the masks. None: the model's default (6 for models
         trained on crops at pixel size, such as the embedded model; 1 for SAM checkpoints,
@@ -185,7 +185,7 @@ class Predictor:
         ----------
         image : array, shape (H, W), (H, W, 3|4) or multichannel with ``channel_axis``
             Any integer or float dtype. 8-bit RGB goes to the model unchanged; anything else is
-            scaled per channel between robust percentiles (see :mod:`napari_segany.image_prep`).
+            scaled per channel between robust percentiles (see :mod:`napari_segany.image.prep`).
         channel_axis : int, optional
             Axis of channels for multichannel images.
         ranges : ndarray (C, 2), optional
@@ -491,7 +491,7 @@ class Predictor:
         one view; ``mask`` (1, 1, h, w) is the mask prompt or None. Returns the views' mean
         predicted IoU (K,).
         """
-        from napari_segany.prompt_views import (
+        from napari_segany.inference.prompt_views import (
             VIEW_SETS,
             MaskInput,
             decode_views,
@@ -581,7 +581,7 @@ class Predictor:
 
 def _resolve_prompt_views(model: SamModel, prompt_views: int | None) -> int:
     """The number of prompt views to use with ``model`` (see :class:`Predictor`)."""
-    from napari_segany.prompt_views import PROMPT_VIEWS
+    from napari_segany.inference.prompt_views import PROMPT_VIEWS
 
     supported = model.decoder_window is not None and not model.upscale_input
     if prompt_views is None:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import xxhash
 
-from napari_segany.predictor import ImageEmbedding
+from napari_segany.inference.predictor import ImageEmbedding
 
 __all__ = [
     "CacheMismatchError",
@@ -80,7 +80,7 @@ def model_weights_hash(model: torch.nn.Module) -> str:
 
 
 def session_signature(session, dtype: str = "float16") -> dict:
-    """The signature of a :class:`~napari_segany.session.SegmentationSession`'s embeddings."""
+    """The signature of a :class:`~napari_segany.tiled.session.SegmentationSession`'s embeddings."""
     model = session.model
     source = session.source
     ranges = session.intensity_range
@@ -304,7 +304,7 @@ class EmbeddingCache:
         embedding : ImageEmbedding
             Features (1, C, h, w).
         image_hash : str
-            32 hex digits, :func:`napari_segany.session.content_hash` of the tile's pixels.
+            32 hex digits, :func:`napari_segany.tiled.session.content_hash` of the tile's pixels.
         """
         data = embedding.features.detach().to("cpu", torch.float32).numpy()[0]
         stored = data.astype(self.dtype)
