@@ -21,5 +21,5 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[napari,testing]"
 .venv/bin/python -m ruff format --check src tests benchmarks scripts
 .venv/bin/python -m ruff check src tests benchmarks scripts
-# QT_API: napari[all] also brings PyQt6; the tests run on PyQt5.
-QT_API=pyqt5 xvfb-run -a .venv/bin/python -m pytest "$@"
+# napari's current Qt binding (PyQt6, from napari[all]).
+QT_API=pyqt6 xvfb-run -a .venv/bin/python -m pytest "$@"
