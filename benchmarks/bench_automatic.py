@@ -5,14 +5,14 @@ Everything is measured in one run on this machine:
 * accuracy TP/(TP+FP+FN) at IoU 0.5 of the embedded model's automatic segmentation on held-out
   generated images (parameter bands and seeds never used in training), next to the classical
   baseline (Otsu + distance-transform watershed) on the same images, with the instance head's
-  maps averaged over 4 flipped views (the default) and over 1; optionally the point-grid method
+  maps averaged over 4 flips (the default) and over 1; optionally the point-grid method
   too (``--point-grid``, slow);
 * a 1024² held-out image segmented untiled and with tiles of half its size: both scores, their
   difference, and how many true objects crossing a tile seam come out split in two or more
   predicted objects, next to how many of the same seam-crossing objects the untiled run splits
   (those are the model's errors, not the seam's);
 * wall time to segment a 1024² image (encode + automatic segmentation) with the embedded model,
-  with 4 views and with 1 (median of 3 runs after a warm-up).
+  with 4 flips and with 1 (median of 3 runs after a warm-up).
 
 Usage::
 
@@ -32,7 +32,7 @@ from napari_segany import load_model
 from napari_segany.automatic import matching_accuracy, segment
 from napari_segany.tiled.session import SegmentationSession
 
-VIEWS_COMPARED = (4, 1)
+FLIPS_COMPARED = (4, 1)
 
 
 def accuracy(model, images: int, size: int, method: str, **options) -> tuple[float, float, float]:
@@ -81,9 +81,9 @@ def main() -> None:
     print(f"held-out: {args.images} images of {args.size}²")
     print("| method | TP/(TP+FP+FN) at IoU 0.5 | s / image |")
     print("| --- | --- | --- |")
-    for views in VIEWS_COMPARED:
-        acc, base, secs = accuracy(model, args.images, args.size, "instance_head", views=views)
-        print(f"| embedded model, instance head, {views} view(s) | {acc:.3f} | {secs:.2f} |")
+    for flips in FLIPS_COMPARED:
+        acc, base, secs = accuracy(model, args.images, args.size, "instance_head", flips=flips)
+        print(f"| embedded model, instance head, {flips} flip(s) | {acc:.3f} | {secs:.2f} |")
     if args.point_grid:
         pg, _, pg_secs = accuracy(model, args.images, args.size, "point_grid")
         print(f"| embedded model, point grid (32²) | {pg:.3f} | {pg_secs:.2f} |")
@@ -95,8 +95,8 @@ def main() -> None:
     image, truth = np.asarray(scene.raw), np.asarray(scene.labels)
     whole = segment(image, model)
     whole_secs = {
-        views: median_seconds(lambda v=views: segment(image, model, views=v))
-        for views in VIEWS_COMPARED
+        flips: median_seconds(lambda f=flips: segment(image, model, flips=f))
+        for flips in FLIPS_COMPARED
     }
     session = SegmentationSession(image, model, tile_size=512, halo=64)
     tiled = segment(image, model, tile_size=512, halo=64)
@@ -110,8 +110,8 @@ def main() -> None:
         f"difference {a_tiled - a_whole:+.3f}; objects crossing a seam: {crossing}, "
         f"split: {split} (the untiled run splits {split_untiled} of them)"
     )
-    for views, secs in whole_secs.items():
-        print(f"time to segment a 1024² image (encode + automatic), {views} view(s): {secs:.2f} s")
+    for flips, secs in whole_secs.items():
+        print(f"time to segment a 1024² image (encode + automatic), {flips} flip(s): {secs:.2f} s")
 
 
 if __name__ == "__main__":

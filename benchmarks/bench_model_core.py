@@ -23,8 +23,8 @@ import torch
 
 from _reference import import_segment_anything
 from napari_segany import Predictor
+from napari_segany.inference.embedding import resize_for_model
 from napari_segany.models.loading import model_from_state_dict
-from napari_segany.inference.predictor import resize_for_model
 
 
 def _last_time(fn, runs: int) -> float:

@@ -2,8 +2,8 @@
 
 Writes two synthetic uint16 zarr images (cell-like blobs on a noisy background; default 16384²
 and 2048², chunks 1024²) and, for each in its own process, embeds it into a zarr cache with
-:class:`napari_segany.tiled.session.SegmentationSession` and the embedded model, then answers prompts
-from the cache. Prints, measured in this one run:
+:class:`napari_segany.tiled.session.SegmentationSession` and the embedded model, then
+answers prompts from the cache. Prints, measured in this one run:
 
 * peak memory while embedding, large / small: resident memory (RSS sampled every 10 ms) and its
   increase over the process's memory before encoding, plus the Python/numpy peak (tracemalloc);
@@ -94,8 +94,8 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
     import zarr
 
     from napari_segany import load_model
-    from napari_segany.inference.predictor import resize_for_model
-    from napari_segany.tiled.session import SegmentationSession, default_batch_size
+    from napari_segany.inference.embedding import resize_for_model
+    from napari_segany.tiled.session import SegmentationSession
 
     model = load_model(device="cpu")
     image = zarr.open_array(str(image_path), mode="r")
@@ -104,8 +104,8 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
 
     # one tile's encode time (the encoder alone, as in an untiled encode), and per tile in a
     # batch as the session encodes them; before the run and after it, to see load drift
-    encode = session._predictor.encode
-    batch = default_batch_size(model)
+    encode = session.store.encode_batch
+    batch = model.inference.encode_batch_size
 
     def inputs(indices):
         return torch.cat(
@@ -139,7 +139,7 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
         in_run.append((time.perf_counter() - start, x.shape[0]))
         return out
 
-    session._predictor.encode = timed
+    session.store.encode_batch = timed
     baseline = _rss()
     tracemalloc.start()
     with PeakRss() as rss:
@@ -149,7 +149,7 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
         total = time.perf_counter() - start
     py_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    session._predictor.encode = encode
+    session.store.encode_batch = encode
     tile_time_after = per_tile(last, 1)
     batched_time_after = per_tile(last * 2, batch)
     del session
@@ -175,7 +175,7 @@ def worker(image_path: Path, cache_path: Path, centres: list, prompts: int) -> d
             start = time.perf_counter()
             result = session.predict(points=[points[k % len(points)]])
             elapsed = time.perf_counter() - start
-            if result.window[0] != "tile":  # the mask ran into the tile's edge: not counted
+            if not result.window.is_tile:  # the mask ran into the tile's edge: not counted
                 on_window += 1
             elif k == 0:
                 first.append(elapsed)

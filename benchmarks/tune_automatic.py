@@ -7,9 +7,9 @@ of every combination, best last.
 
 Usage::
 
-    python benchmarks/tune_automatic.py [--model PATH] [--images 16] [--size 512] [--views 4]
+    python benchmarks/tune_automatic.py [--model PATH] [--images 16] [--size 512] [--flips 4]
 
-The maps are averaged over ``--views`` flipped views as in ``AutomaticParams.views``.
+The maps are averaged over ``--flips`` flipped views as in ``AutomaticParams.flips``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import itertools
 import numpy as np
 
 from napari_segany import Predictor, load_model
-from napari_segany.inference.instance_labels import labels_from_maps
 from napari_segany.automatic.metrics import matching_accuracy
-from napari_segany.automatic.params import VIEWS
-from napari_segany.automatic.tile import instance_probabilities
 from napari_segany.image.prep import to_rgb_uint8
+from napari_segany.inference.instance_labels import FLIPS, labels_from_maps
+from napari_segany.inference.instance_maps import instance_probabilities
 
 
 def main() -> None:
@@ -35,7 +34,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=555_000)
-    parser.add_argument("--views", type=int, default=4, choices=VIEWS)
+    parser.add_argument("--flips", type=int, default=4, choices=FLIPS)
     args = parser.parse_args()
     predictor = Predictor(load_model(args.model, device="cpu"))
     maps = []
@@ -43,7 +42,9 @@ def main() -> None:
         scene = generate_scene((args.size, args.size), seed=args.seed + i, held_out=True)
         raw = np.asarray(scene.raw)
         predictor.set_image(raw)
-        probabilities = instance_probabilities(predictor, to_rgb_uint8(raw), args.views)
+        probabilities = instance_probabilities(
+            predictor.model, predictor.get_embedding(), to_rgb_uint8(raw), args.flips
+        )
         maps.append((*probabilities, np.asarray(scene.labels)))
     grid = itertools.product((0.4, 0.5, 0.6), (0.3, 0.4, 0.5), (0.0, 1.0, 2.0), (0.0, 0.95))
     results = []

@@ -43,7 +43,32 @@ def reference_sam():
 
 @pytest.fixture
 def rng():
+    """A fresh ``np.random.Generator`` seeded with 1234 for each test."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def noise_image(rng):
+    """Uniform noise, uint16 ``(220, 200)`` with values in ``[0, 4000)``: several 128 px tiles."""
+    return rng.integers(0, 4000, size=(220, 200), dtype=np.uint16)
+
+
+@pytest.fixture(scope="module")
+def random_cells_model():
+    """Randomly initialised (seed 3) ``segany_cells``-architecture SamModel with a 128 px input
+    (8 x 8 embedding grid, ~15 ms per tile on a CPU); built once per test module."""
+    from napari_segany import build_model
+
+    return build_model("segany_cells", img_size=128, seed=3)
+
+
+@pytest.fixture(scope="module")
+def embedded_model():
+    """The packaged ``segany_cells`` model with its trained weights (1024 px input), on the CPU;
+    loaded once per test module."""
+    from napari_segany import load_model
+
+    return load_model(device="cpu")
 
 
 @pytest.fixture

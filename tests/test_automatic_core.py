@@ -6,13 +6,6 @@ import numpy as np
 import pytest
 
 from napari_segany import Predictor, build_model
-from napari_segany.inference.instance_labels import (
-    fill_object_holes,
-    labels_from_maps,
-    relabel_sequential,
-    remove_small_objects,
-    split_concave_objects,
-)
 from napari_segany.automatic.metrics import matched_objects, matching_accuracy
 from napari_segany.automatic.params import AutomaticParams
 from napari_segany.automatic.point_grid import (
@@ -22,7 +15,15 @@ from napari_segany.automatic.point_grid import (
     paint_candidates,
 )
 from napari_segany.automatic.tile import segment_encoded
+from napari_segany.geometry import Rect
 from napari_segany.image.prep import to_rgb_uint8
+from napari_segany.inference.instance_labels import (
+    fill_object_holes,
+    labels_from_maps,
+    relabel_sequential,
+    remove_small_objects,
+    split_concave_objects,
+)
 from napari_segany.models.architectures import ARCHITECTURES
 from napari_segany.training.instance_targets import centre_map
 
@@ -136,8 +137,8 @@ def test_box_nms_keeps_the_best_of_overlapping_boxes():
 
 
 def test_smaller_masks_are_painted_over_larger_ones():
-    big = MaskCandidate(np.ones((10, 10), bool), (0, 0, 10, 10), 0.9, 0.95)
-    small = MaskCandidate(np.ones((3, 3), bool), (2, 2, 5, 5), 0.8, 0.97)
+    big = MaskCandidate(np.ones((10, 10), bool), Rect(0, 0, 10, 10), 0.9, 0.95)
+    small = MaskCandidate(np.ones((3, 3), bool), Rect(2, 2, 5, 5), 0.8, 0.97)
     labels, scores = paint_candidates([small, big], (12, 12), min_size=1)
     assert labels[3, 3] != labels[0, 0] and labels[0, 0] > 0
     assert scores[int(labels[3, 3])] == (0.8, 0.97)
@@ -184,12 +185,12 @@ def test_segment_encoded_is_deterministic(method, rng):
 def test_crop_boxes_cover_the_image_with_overlap():
     from napari_segany.automatic.point_grid import crop_boxes
 
-    assert crop_boxes((100, 80), 0, 0.3) == [(0, 0, 100, 80)]
+    assert crop_boxes((100, 80), 0, 0.3) == [Rect(0, 0, 100, 80)]
     boxes = crop_boxes((100, 80), 1, 0.3)
     assert len(boxes) == 4
     covered = np.zeros((100, 80), int)
-    for r0, c0, r1, c1 in boxes:
-        covered[r0:r1, c0:c1] += 1
+    for box in boxes:
+        covered[box.slices] += 1
     assert covered.min() >= 1 and covered.max() >= 2  # everything covered, crops overlap
 
 
@@ -214,15 +215,16 @@ def test_crop_layers_add_candidates_from_zoomed_crops(rng):
 def test_crop_candidates_cut_by_an_inner_crop_edge_are_dropped():
     from napari_segany.automatic.point_grid import place_crop_candidates
 
-    def cand(box):
-        return MaskCandidate(np.ones((box[2] - box[0], box[3] - box[1]), bool), box, 0.9, 0.9)
+    def cand(*box):
+        rect = Rect(*box)
+        return MaskCandidate(np.ones(rect.shape, bool), rect, 0.9, 0.9)
 
-    crop = (0, 40, 60, 100)  # touches the image's top and right border, inner left edge
-    inside = cand((5, 5, 20, 20))
-    at_left_edge = cand((5, 0, 20, 10))  # continues left of the crop
-    at_image_border = cand((0, 50, 10, 60))  # top row of crop = image border: whole
+    crop = Rect(0, 40, 60, 100)  # touches the image's top and right border, inner left edge
+    inside = cand(5, 5, 20, 20)
+    at_left_edge = cand(5, 0, 20, 10)  # continues left of the crop
+    at_image_border = cand(0, 50, 10, 60)  # top row of crop = image border: whole
     placed = place_crop_candidates([inside, at_left_edge, at_image_border], crop, (100, 100))
-    assert [c.box for c in placed] == [(5, 45, 20, 60), (0, 90, 10, 100)]
+    assert [c.box for c in placed] == [Rect(5, 45, 20, 60), Rect(0, 90, 10, 100)]
 
 
 @pytest.fixture(scope="module")
@@ -231,25 +233,37 @@ def head_predictor():
 
 
 @pytest.mark.parametrize(
-    "views, turn", [(4, lambda a: a[::-1]), (4, lambda a: a[:, ::-1]), (8, lambda a: a.T)]
+    "flips, turn", [(4, lambda a: a[::-1]), (4, lambda a: a[:, ::-1]), (8, lambda a: a.T)]
 )
-def test_averaged_views_follow_the_image_when_it_is_flipped(head_predictor, rng, views, turn):
-    from napari_segany.automatic.tile import instance_probabilities
+def test_averaged_flips_follow_the_image_when_it_is_flipped(head_predictor, rng, flips, turn):
+    from napari_segany.inference.instance_maps import instance_probabilities
 
+    model = head_predictor.model
     image = np.ascontiguousarray(rng.integers(0, 255, (96, 112), dtype=np.uint8))
     maps = []
     for view in (image, np.ascontiguousarray(turn(image))):
         head_predictor.set_image(view)
-        maps.append(instance_probabilities(head_predictor, to_rgb_uint8(view), views))
-    single = instance_probabilities(head_predictor, None, 1)
+        embedding = head_predictor.get_embedding()
+        maps.append(instance_probabilities(model, embedding, to_rgb_uint8(view), flips))
+    single = instance_probabilities(model, head_predictor.get_embedding(), None, 1)
     for averaged, flipped in zip(maps[0], maps[1], strict=True):
         np.testing.assert_allclose(turn(averaged), flipped, atol=1e-5)
-    assert not np.allclose(single[0], maps[1][0], atol=1e-3)  # the views do differ
+    assert not np.allclose(single[0], maps[1][0], atol=1e-3)  # the flips do differ
 
 
-def test_several_views_need_the_image(head_predictor, rng):
+def test_several_flips_need_the_image(head_predictor, rng):
     head_predictor.set_image(rng.integers(0, 255, (64, 64), dtype=np.uint8))
     with pytest.raises(ValueError, match="needs the image"):
-        segment_encoded(head_predictor, AutomaticParams(views=4))
-    with pytest.raises(ValueError, match="views must be one of"):
-        AutomaticParams(views=3)
+        segment_encoded(head_predictor, AutomaticParams(flips=4))
+    with pytest.raises(ValueError, match="flips must be one of"):
+        AutomaticParams(flips=3)
+
+
+def test_the_old_name_views_still_sets_flips():
+    with pytest.warns(DeprecationWarning, match="now called 'flips'"):
+        assert AutomaticParams.from_options(views=1).flips == 1
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(ValueError, match="not also its old name"),
+    ):
+        AutomaticParams.from_options(views=1, flips=4)

@@ -9,6 +9,7 @@ import zarr
 
 from napari_segany import build_model
 from napari_segany.cli import main
+from napari_segany.tiled.embedding_cache import EmbeddingCache
 from napari_segany.tiled.session import SegmentationSession
 
 
@@ -58,19 +59,19 @@ def test_embed_with_the_default_model_then_reuse(tmp_path, rng, capsys):
 def test_rerun_reuses_and_interrupted_run_resumes(tmp_path, tif, fake_load, capsys, monkeypatch):
     out = tmp_path / "emb.zarr"
     args = ["embed", str(tif), "-o", str(out), "--model", "small", "--quiet"]
-    original = SegmentationSession._store_tile
+    original = EmbeddingCache.write
     calls = []
 
-    def interrupt_after_two(self, index, *rest, **kwargs):
+    def interrupt_after_two(self, index, *rest, **kwargs):  # Ctrl+C while the third tile is saved
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(index)
         return original(self, index, *rest, **kwargs)
 
-    monkeypatch.setattr(SegmentationSession, "_store_tile", interrupt_after_two)
+    monkeypatch.setattr(EmbeddingCache, "write", interrupt_after_two)
     assert main(args) == 130
     assert "2/4 tiles are saved" in capsys.readouterr().err
-    monkeypatch.setattr(SegmentationSession, "_store_tile", original)
+    monkeypatch.setattr(EmbeddingCache, "write", original)
     assert main(args) == 0
     assert "4/4 tiles" in (text := capsys.readouterr().out) and "2 encoded now, 2 reused" in text
     assert main(args) == 0

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+# pooch logs downloads through a handler bound to sys.stderr when it is first imported: import it
+# while collecting, not inside a test whose captured stderr is closed after it
+import pooch  # noqa: F401
+
 from napari_segany import cli
 from napari_segany.models.registry import MODELS, ModelInfo
 

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from napari_segany import Predictor, build_model, load_model
-from napari_segany.inference.predictor import _GUIDE_MAP_VIEWS
+from napari_segany.models.architectures import ARCHITECTURES
+
+#: The embedded model's click guidance (its architecture spec's inference settings).
+GUIDE = ARCHITECTURES["segany_cells"].inference
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +26,8 @@ def _iou(a, b):
 
 
 def test_single_click_picks_the_candidate_matching_the_instance(predictor_and_truth):
-    from napari_segany.inference.predictor import _GUIDE_MIN_AREA
-
     predictor, truth = predictor_and_truth
-    instances = predictor.instance_labels(_GUIDE_MAP_VIEWS)
+    instances = predictor.instance_labels(GUIDE.guide_flips)
     assert instances.shape == truth.shape and instances.max() > 5
     guided = small = 0
     for obj in np.unique(truth)[1:]:
@@ -34,7 +35,7 @@ def test_single_click_picks_the_candidate_matching_the_instance(predictor_and_tr
         click = [rows.mean(), cols.mean()]
         result = predictor.predict(points=[click])
         label = instances[round(click[0]), round(click[1])]
-        if label == 0 or (instances == label).sum() < _GUIDE_MIN_AREA:
+        if label == 0 or (instances == label).sum() < GUIDE.guide_min_area:
             small += label != 0
             assert result.chosen is None and result.best == int(np.argmax(result.scores))
             continue
@@ -81,17 +82,15 @@ def test_a_click_on_a_large_object_returns_the_instance_object(predictor_and_tru
     """The shown mask is the instance-map object; its logits come from the decoder's mask
     (a candidate, or the click with the object's box) that agrees best with the object."""
     predictor, truth = predictor_and_truth
-    instances = predictor.instance_labels(_GUIDE_MAP_VIEWS)
+    instances = predictor.instance_labels(GUIDE.guide_flips)
     clicks = []
     for obj in np.unique(truth)[1:]:
         rows, cols = np.nonzero(truth == obj)
         click = (round(rows.mean()), round(cols.mean()))
-        if instances[click] and (instances == instances[click]).sum() >= 800:
+        if instances[click] and (instances == instances[click]).sum() >= GUIDE.guide_min_area:
             clicks.append(click)
     guided = [predictor.predict(points=[c]) for c in clicks]
-    monkeypatch.setattr(
-        Predictor, "_guide_by_instance", lambda self, prediction, point, views: None
-    )
+    monkeypatch.setattr(Predictor, "_guide", lambda self, prediction, point, views: None)
     plain = [predictor.predict(points=[c]) for c in clicks]
     boxed = 0
     for click, g, p in zip(clicks, guided, plain, strict=True):
@@ -108,7 +107,7 @@ def test_fast_answers_use_the_one_view_map_and_view_answers_the_averaged_one(
     predictor_and_truth, monkeypatch
 ):
     predictor, truth = predictor_and_truth
-    one, four = predictor.instance_labels(1), predictor.instance_labels(_GUIDE_MAP_VIEWS)
+    one, four = predictor.instance_labels(1), predictor.instance_labels(GUIDE.guide_flips)
     assert not np.array_equal(one, four)  # more views change the map
     used = []
     instance_map = predictor._instance_map
@@ -116,7 +115,7 @@ def test_fast_answers_use_the_one_view_map_and_view_answers_the_averaged_one(
     rows, cols = np.nonzero(truth == 1)
     predictor.predict(points=[[rows.mean(), cols.mean()]], prompt_views=1)
     predictor.predict(points=[[rows.mean(), cols.mean()]])
-    assert used == [1, _GUIDE_MAP_VIEWS]
+    assert used == [1, GUIDE.guide_flips]
 
 
 def test_a_many_view_map_needs_the_image_pixels(predictor_and_truth):

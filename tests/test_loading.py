@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -201,7 +203,39 @@ def test_build_model_random_models_are_seeded_and_distinct():
         build_model("vit_x")
 
 
-def test_public_api_is_lazy_and_complete():
-    for name in napari_segany.__all__:
-        assert getattr(napari_segany, name) is not None
-    assert np.isin(["load_model", "build_model", "Predictor"], dir(napari_segany)).all()
+PUBLIC_NAMES = {
+    "__version__",
+    "ARCHITECTURES",
+    "MODELS",
+    "CheckpointError",
+    "ModelDownloadError",
+    "Prediction",
+    "Predictor",
+    "SegmentationSession",
+    "build_model",
+    "load_model",
+}
+
+
+def test_importing_the_package_does_not_import_torch():
+    """``import napari_segany``, its version and ``dir()`` stay light: torch comes on first use."""
+    code = (
+        "import sys, napari_segany\n"
+        "napari_segany.__version__\n"
+        "dir(napari_segany)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_public_api_is_complete():
+    """The root exports exactly the public names, and every one of them resolves."""
+    assert set(napari_segany.__all__) == PUBLIC_NAMES
+    assert dir(napari_segany) == sorted(PUBLIC_NAMES)
+    unresolved = [name for name in PUBLIC_NAMES if getattr(napari_segany, name, None) is None]
+    assert unresolved == []

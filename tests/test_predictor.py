@@ -10,8 +10,8 @@ import torch
 
 from napari_segany import Prediction, Predictor, build_model
 from napari_segany.image.prep import intensity_range, to_rgb_uint8
+from napari_segany.inference.embedding import ImageEmbedding, resize_for_model, resized_size
 from napari_segany.models.architectures import Architecture
-from napari_segany.inference.predictor import ImageEmbedding, resize_for_model, resized_size
 from napari_segany.synthetic import generate_nuclei
 
 SIZE = 256  # model input side: 16 x 16 embedding grid, 64 x 64 logits
@@ -35,21 +35,22 @@ def other_model():
 
 
 @pytest.fixture(scope="module")
-def small_model():
+def small_input_model():
     """Same architecture name as ``model``, smaller input: a different embedding shape."""
     return build_model(_tiny("tiny_test", img_size=128))
 
 
 @pytest.fixture(scope="module")
-def nuclei():
+def nuclei_120x160():
+    """Synthetic nuclei: uint16 image and uint32 labels, both ``(120, 160)``, 8 nuclei placed."""
     image, labels = generate_nuclei((120, 160), n_objects=8, seed=1)
     return image, labels
 
 
 @pytest.fixture
-def predictor(model, nuclei):
+def predictor(model, nuclei_120x160):
     p = Predictor(model)
-    p.set_image(nuclei[0])
+    p.set_image(nuclei_120x160[0])
     return p
 
 
@@ -78,9 +79,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -- images -------------------------------------------------------------------------------------
-def test_grayscale_uint16_image(predictor, nuclei):
+def test_grayscale_uint16_image(predictor, nuclei_120x160):
     pred = predictor.predict(points=[[60, 80]], point_labels=[1])
-    _assert_prediction(pred, 3, nuclei[0].shape)
+    _assert_prediction(pred, 3, nuclei_120x160[0].shape)
     emb = predictor.get_embedding()
     assert emb.original_size == (120, 160)
     assert emb.input_size == (192, 256)
@@ -125,8 +126,10 @@ def test_ambiguous_multichannel_image_is_rejected(model, rng):
         Predictor(model).set_image(rng.uniform(size=(5, 40, 40)))
 
 
-def test_tile_with_whole_image_ranges_is_encoded_like_the_whole_image_scaling(model, nuclei):
-    image = nuclei[0]
+def test_tile_with_whole_image_ranges_is_encoded_like_the_whole_image_scaling(
+    model, nuclei_120x160
+):
+    image = nuclei_120x160[0]
     ranges = intensity_range(image)
     tile = image[20:100, 30:130]
     p = Predictor(model)
@@ -208,13 +211,13 @@ def test_background_point_changes_the_result(predictor):
     assert not np.array_equal(a.logits, b.logits)
 
 
-def test_predictions_are_deterministic(predictor, model, nuclei):
+def test_predictions_are_deterministic(predictor, model, nuclei_120x160):
     prompt = {"points": [[60, 80], [100, 20]], "point_labels": [1, 0], "box": [30, 40, 100, 150]}
     first = predictor.predict(**prompt)
     _assert_same(first, predictor.predict(**prompt))
     # a fresh predictor encoding the same image gives the same again
     other = Predictor(model)
-    other.set_image(nuclei[0])
+    other.set_image(nuclei_120x160[0])
     torch.testing.assert_close(
         other.get_embedding().features, predictor.get_embedding().features, rtol=0, atol=0
     )
@@ -325,16 +328,16 @@ def test_reset_image_forgets_the_image(predictor):
         predictor.get_embedding()
 
 
-def test_a_new_image_replaces_the_old_one(model, nuclei, rng):
+def test_a_new_image_replaces_the_old_one(model, nuclei_120x160, rng):
     p = Predictor(model)
-    p.set_image(nuclei[0])
+    p.set_image(nuclei_120x160[0])
     before = p.predict(points=[[10, 10]])
     p.set_image(rng.uniform(size=(40, 30)))
     after = p.predict(points=[[10, 10]])
     _assert_prediction(after, 3, (40, 30))
     with pytest.raises(ValueError, match="outside the image"):
         p.predict(points=[[100, 100]])  # fine on the first image, outside the second
-    p.set_image(nuclei[0])
+    p.set_image(nuclei_120x160[0])
     _assert_same(before, p.predict(points=[[10, 10]]))
 
 
@@ -396,9 +399,9 @@ def test_embedding_of_another_architecture_is_rejected(predictor, other_model):
     assert "tiny_other" in str(info.value)
 
 
-def test_embedding_of_the_wrong_shape_is_rejected(predictor, small_model):
+def test_embedding_of_the_wrong_shape_is_rejected(predictor, small_input_model):
     with pytest.raises(ValueError, match=r"\(1, 256, 16, 16\)") as info:
-        Predictor(small_model).set_embedding(predictor.get_embedding())
+        Predictor(small_input_model).set_embedding(predictor.get_embedding())
     assert "(1, 256, 8, 8)" in str(info.value)
 
 
@@ -426,11 +429,11 @@ def test_rejected_embedding_keeps_the_current_image(predictor, other_model, mode
 
 
 # -- precision ----------------------------------------------------------------------------------
-def test_bf16_runs_and_agrees_with_fp32(model, nuclei):
+def test_bf16_runs_and_agrees_with_fp32(model, nuclei_120x160):
     fp32 = Predictor(model, precision="fp32")
     bf16 = Predictor(model, precision="bf16")
-    fp32.set_image(nuclei[0])
-    bf16.set_image(nuclei[0])
+    fp32.set_image(nuclei_120x160[0])
+    bf16.set_image(nuclei_120x160[0])
     assert bf16.get_embedding().features.dtype == torch.float32
     a, b = fp32.get_embedding().features, bf16.get_embedding().features
     assert float((a - b).norm() / a.norm()) < 0.03  # bf16 has ~3 significant digits

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_segany.inference.predictor import resized_size
+from napari_segany.inference.embedding import resized_size
 from napari_segany.inference.prompts import ModelPrompts, to_model_frame, validate_prompts
 
 SHAPE = (50, 100)  # (rows, cols)

@@ -83,7 +83,8 @@ def _randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def small_model() -> TinyViT:
+def tiny_vit_encoder() -> TinyViT:
+    """A bare TinyViT image encoder (not a SamModel) for 256 px input, random weights, eval mode."""
     return _randomize(TinyViT(img_size=256)).eval()
 
 
@@ -155,9 +156,9 @@ def test_forward_derives_grid_from_img_size(img_size):
     assert torch.isfinite(y).all()
 
 
-def test_rejects_wrong_input_shape(small_model):
+def test_rejects_wrong_input_shape(tiny_vit_encoder):
     with pytest.raises(ValueError, match="expected input"):
-        small_model(torch.zeros(1, 3, 128, 128))
+        tiny_vit_encoder(torch.zeros(1, 3, 128, 128))
 
 
 @pytest.mark.parametrize("w", [1, 2, 5, 7])
@@ -301,17 +302,17 @@ def test_block_matches_naive_with_padding():
 
 
 @torch.no_grad()
-def test_round_trip_state_dict_strict(small_model, small_input):
+def test_round_trip_state_dict_strict(tiny_vit_encoder, small_input):
     fresh = TinyViT(img_size=256)
-    fresh.load_state_dict(small_model.state_dict(), strict=True)
+    fresh.load_state_dict(tiny_vit_encoder.state_dict(), strict=True)
     fresh.eval()
-    assert torch.equal(fresh(small_input), small_model(small_input))
+    assert torch.equal(fresh(small_input), tiny_vit_encoder(small_input))
 
 
 @torch.no_grad()
-def test_unused_head_does_not_affect_output(small_model, small_input):
+def test_unused_head_does_not_affect_output(tiny_vit_encoder, small_input):
     model = TinyViT(img_size=256)
-    model.load_state_dict(small_model.state_dict())
+    model.load_state_dict(tiny_vit_encoder.state_dict())
     model.eval()
     before = model(small_input)
     model.head.weight.add_(1.0)
@@ -321,10 +322,10 @@ def test_unused_head_does_not_affect_output(small_model, small_input):
 
 
 @torch.no_grad()
-def test_changed_attention_biases_are_used_in_eval(small_model, small_input):
+def test_changed_attention_biases_are_used_in_eval(tiny_vit_encoder, small_input):
     # MobileSAM caches the gathered bias at .eval() time; loading afterwards leaves it stale.
     model = TinyViT(img_size=256).eval()
-    model.load_state_dict(small_model.state_dict())
+    model.load_state_dict(tiny_vit_encoder.state_dict())
     before = model(small_input)
     sd = model.state_dict()
     for k in sd:
@@ -344,12 +345,12 @@ def test_changed_attention_biases_are_used_in_eval(small_model, small_input):
 
 
 @torch.no_grad()
-def test_eval_uses_running_stats(small_model, small_input):
-    stats = {k: v.clone() for k, v in small_model.state_dict().items() if "bn." in k}
-    batch = small_model(small_input)
-    single = small_model(small_input[1:])
+def test_eval_uses_running_stats(tiny_vit_encoder, small_input):
+    stats = {k: v.clone() for k, v in tiny_vit_encoder.state_dict().items() if "bn." in k}
+    batch = tiny_vit_encoder(small_input)
+    single = tiny_vit_encoder(small_input[1:])
     torch.testing.assert_close(single, batch[1:], rtol=1e-4, atol=1e-4)
-    for k, v in small_model.state_dict().items():
+    for k, v in tiny_vit_encoder.state_dict().items():
         if "bn." in k:
             assert torch.equal(v, stats[k]), k
 

@@ -23,6 +23,7 @@ _LAZY = {
     "CheckpointError": "napari_segany.models.checkpoint",
     "Predictor": "napari_segany.inference.predictor",
     "Prediction": "napari_segany.inference.predictor",
+    "SegmentationSession": "napari_segany.tiled.session",
     "MODELS": "napari_segany.models.registry",
     "ModelDownloadError": "napari_segany.models.download",
 }
@@ -35,17 +36,19 @@ __all__ = [  # noqa: RUF022 - grouped by topic
     "ModelDownloadError",
     "Prediction",
     "Predictor",
+    "SegmentationSession",
     "build_model",
     "load_model",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from napari_segany.inference.predictor import Prediction, Predictor
     from napari_segany.models.architectures import ARCHITECTURES, build_model
     from napari_segany.models.checkpoint import CheckpointError
     from napari_segany.models.download import ModelDownloadError
     from napari_segany.models.loading import load_model
     from napari_segany.models.registry import MODELS
-    from napari_segany.inference.predictor import Prediction, Predictor
+    from napari_segany.tiled.session import SegmentationSession
 
 
 def __getattr__(name: str):

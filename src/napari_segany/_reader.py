@@ -52,18 +52,18 @@ def _zarr_label_names(path: Path) -> list[str | None]:
     import numpy as np
     import zarr
 
-    from napari_segany.labels_io.ome_zarr import _ome_attrs
+    from napari_segany.labels_io.ome_zarr_read import ome_attrs
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         return [None] if np.issubdtype(np.dtype(node.dtype), np.integer) else []
-    ome, version = _ome_attrs(node)
+    ome, version = ome_attrs(node)
     if version is None:
         return []
     if "image-label" in ome:
         return [None]
     if "labels" in node:
-        listed, _ = _ome_attrs(node["labels"])
+        listed, _ = ome_attrs(node["labels"])
         return [str(n) for n in listed.get("labels", []) if str(n) in node["labels"]]
     return []
 

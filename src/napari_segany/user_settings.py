@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from napari_segany.models.registry import DEFAULT_MODEL
+
 __all__ = ["DEVICES", "AnnotatorSettings", "settings_path"]
 
 #: Devices the annotator offers.
@@ -53,7 +55,7 @@ class AnnotatorSettings:
         Last checkpoint file chosen with "from file…" ("" if none).
     """
 
-    model: str = "segany_cells"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     tile_size: int = 0
     halo: int = 0

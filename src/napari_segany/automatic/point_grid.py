@@ -8,10 +8,11 @@ non-maximum suppression, and the survivors are painted into one instance label i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 
+from napari_segany.geometry import Rect
 from napari_segany.inference.instance_labels import fill_object_holes, relabel_sequential
 
 
@@ -59,11 +60,11 @@ class PointGridParams:
 class MaskCandidate:
     """One kept mask, stored inside its bounding box.
 
-    ``mask`` (h, w) bool sits at ``box[:2]``; ``box`` is (row0, col0, row1, col1), end-exclusive.
+    ``mask`` (h, w) bool covers the image pixels of ``box``.
     """
 
     mask: np.ndarray
-    box: tuple[int, int, int, int]
+    box: Rect
     predicted_iou: float
     stability: float
 
@@ -132,14 +133,13 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarr
     return np.array(keep, dtype=np.int64)
 
 
-def crop_boxes(
-    shape: tuple[int, int], layer: int, overlap: float
-) -> list[tuple[int, int, int, int]]:
+def crop_boxes(shape: tuple[int, int], layer: int, overlap: float) -> list[Rect]:
     """Crops of one layer: ``2**layer`` per side, overlapping, covering the image.
 
     Returns
     -------
-    list of (row0, col0, row1, col1), end-exclusive, row-major.
+    list of Rect
+        Row-major.
     """
     n = 2**layer
     boxes_per_axis = []
@@ -148,7 +148,7 @@ def crop_boxes(
         size = min(length, max(size, 1))
         starts = [round(i * (length - size) / (n - 1)) if n > 1 else 0 for i in range(n)]
         boxes_per_axis.append([(s, s + size) for s in starts])
-    return [(r0, c0, r1, c1) for r0, r1 in boxes_per_axis[0] for c0, c1 in boxes_per_axis[1]]
+    return [Rect(r0, c0, r1, c1) for r0, r1 in boxes_per_axis[0] for c0, c1 in boxes_per_axis[1]]
 
 
 def crop_layer_candidates(
@@ -168,33 +168,32 @@ def crop_layer_candidates(
     predictor = Predictor(model, precision)
     for layer in range(1, params.crop_layers + 1):
         layer_params = replace(params, points_per_side=max(1, params.points_per_side // 2**layer))
-        for r0, c0, r1, c1 in crop_boxes((h, w), layer, params.crop_overlap):
-            predictor.set_rgb_image(np.ascontiguousarray(rgb[r0:r1, c0:c1]))
+        for crop in crop_boxes((h, w), layer, params.crop_overlap):
+            predictor.set_rgb_image(np.ascontiguousarray(rgb[crop.slices]))
             crop_found = point_grid_candidates(predictor, layer_params, nms=False)
-            found += place_crop_candidates(crop_found, (r0, c0, r1, c1), (h, w))
+            found += place_crop_candidates(crop_found, crop, (h, w))
     return found
 
 
 def place_crop_candidates(
-    candidates: list[MaskCandidate], crop: tuple[int, int, int, int], shape: tuple[int, int]
+    candidates: list[MaskCandidate], crop: Rect, shape: tuple[int, int]
 ) -> list[MaskCandidate]:
     """Move a crop's candidates into image coordinates, dropping those cut by the crop.
 
     A mask touching a crop edge that lies inside the image continues beyond the crop, so it is
     dropped; edges on the image border do not cut.
     """
-    r0, c0, r1, c1 = crop
     placed = []
     for c in candidates:
         b = c.box
         cut = (
-            (b[0] == 0 and r0 > 0)
-            or (b[1] == 0 and c0 > 0)
-            or (b[2] == r1 - r0 and r1 < shape[0])
-            or (b[3] == c1 - c0 and c1 < shape[1])
+            (b.row0 == 0 and crop.row0 > 0)
+            or (b.col0 == 0 and crop.col0 > 0)
+            or (b.row1 == crop.rows and crop.row1 < shape[0])
+            or (b.col1 == crop.cols and crop.col1 < shape[1])
         )
         if not cut:
-            box = (b[0] + r0, b[1] + c0, b[2] + r0, b[3] + c0)
+            box = b.shifted(crop.row0, crop.col0)
             placed.append(MaskCandidate(c.mask, box, c.predicted_iou, c.stability))
     return placed
 
@@ -242,7 +241,7 @@ def point_grid_candidates(
             good = (iou > params.pred_iou_threshold) & (stability > params.stability_threshold)
             if not bool(good.any()):
                 continue
-            masks = predictor._upscale_masks(logits[good], emb).cpu().numpy()
+            masks = predictor.upscale_masks(logits[good], emb).cpu().numpy()
         for mask, score, stab in zip(
             masks, iou[good].cpu().numpy(), stability[good].cpu().numpy(), strict=True
         ):
@@ -256,7 +255,7 @@ def suppress_duplicates(found: list[MaskCandidate], threshold: float) -> list[Ma
     """Box NMS over candidates by predicted IoU; best first."""
     if not found:
         return []
-    boxes = np.array([c.box for c in found])
+    boxes = np.array([astuple(c.box) for c in found])
     scores = np.array([c.predicted_iou for c in found])
     return [found[i] for i in box_nms(boxes, scores, threshold)]
 
@@ -266,8 +265,8 @@ def _crop_candidate(mask: np.ndarray, score: float, stability: float) -> MaskCan
     if len(rows) == 0:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
-    box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-    return MaskCandidate(mask[box[0] : box[2], box[1] : box[3]].copy(), box, score, stability)
+    box = Rect(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    return MaskCandidate(mask[box.slices].copy(), box, score, stability)
 
 
 def paint_candidates(
@@ -289,7 +288,7 @@ def paint_candidates(
     order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].area, i))
     for value, i in enumerate(order, start=1):
         c = candidates[i]
-        window = labels[c.box[0] : c.box[2], c.box[1] : c.box[3]]
+        window = labels[c.box.slices]
         window[c.mask] = value
     if fill_holes:
         labels = fill_object_holes(labels)

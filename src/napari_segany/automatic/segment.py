@@ -61,7 +61,7 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
     if params.resolve_method(session.model) == "point_grid":
         needs_image = params.point_grid.crop_layers > 0
     else:
-        needs_image = params.views > 1
+        needs_image = params.flips > 1
     rgb = session.tile_image(index) if needs_image else None
     return segment_encoded(predictor, params, rgb)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_segany.inference.instance_labels import labels_from_maps
 from napari_segany.automatic.params import AutomaticParams
 from napari_segany.automatic.point_grid import (
     crop_layer_candidates,
@@ -12,93 +11,6 @@ from napari_segany.automatic.point_grid import (
     point_grid_candidates,
     suppress_duplicates,
 )
-
-
-def instance_probabilities(
-    predictor, rgb: np.ndarray | None = None, views: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Foreground and centre probabilities of the predictor's current image.
-
-    The head's stride-4 logits are upsampled bilinearly over the padded model input (as in
-    training), cropped to the resized image and, for models that rescale images, resized to the
-    original size. With ``views`` > 1 the image is also encoded flipped (and transposed for 8
-    views); each view's probabilities are turned back and all are averaged.
-
-    Parameters
-    ----------
-    predictor : napari_segany.inference.predictor.Predictor
-        With an image or embedding set (the first view).
-    rgb : ndarray, shape (H, W, 3), uint8, optional
-        The encoded image; needed for ``views`` > 1.
-    views : {1, 4, 8}
-
-    Returns
-    -------
-    foreground, centre : ndarray, shape (H, W), float32
-        At the image's original size, values 0–1.
-    """
-    import torch
-
-    emb = predictor.get_embedding()
-    with torch.inference_mode():
-        total = _head_probabilities(predictor, emb.features.to(predictor.device), emb)
-        if views > 1:
-            if rgb is None:
-                raise ValueError("averaging instance maps over several views needs the image")
-            for forward, back in _VIEW_TRANSFORMS[1:views]:
-                total += back(_encoded_probabilities(predictor, forward(rgb)))
-    probs = (total / views).cpu().numpy()
-    return probs[0], probs[1]
-
-
-def _encoded_probabilities(predictor, rgb: np.ndarray):
-    from napari_segany.inference.predictor import resize_for_model
-
-    model = predictor.model
-    x = resize_for_model(np.ascontiguousarray(rgb), model.image_size, model.upscale_input)
-    features = predictor.encode(x.to(predictor.device))
-    size = (int(rgb.shape[0]), int(rgb.shape[1]))
-    return _head_probabilities(predictor, features, size=size, input_size=tuple(x.shape[-2:]))
-
-
-def _head_probabilities(predictor, features, emb=None, size=None, input_size=None):
-    """(2, H, W) sigmoid of the head's logits at the original size (a torch tensor)."""
-    import torch
-    import torch.nn.functional as F
-
-    if emb is not None:
-        size, input_size = tuple(emb.original_size), tuple(emb.input_size)
-    logits = predictor.model.instance_maps(features).float()
-    logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
-    logits = logits[..., : input_size[0], : input_size[1]]
-    if tuple(size) != tuple(input_size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return torch.sigmoid(logits[0])
-
-
-def _swap(a):
-    """(H, W, ...) image ↔ its transpose; (C, H, W) tensors swap their last two axes."""
-    return a.swapaxes(0, 1) if isinstance(a, np.ndarray) else a.transpose(-2, -1)
-
-
-def _tensor_axes(axes):
-    # image axes (0: rows, 1: cols) → the same axes of a (C, H, W) tensor
-    return lambda t: t.flip([a + 1 for a in axes])
-
-
-#: (view of an (H, W, 3) image, map of that view (C, h, w) → map of the image), first the
-#: identity, then the flips, then the transposes of the flips.
-_VIEW_TRANSFORMS = [
-    (lambda a: a, lambda t: t),
-    *[(lambda a, ax=ax: np.flip(a, axis=ax), _tensor_axes(ax)) for ax in ((0,), (1,), (0, 1))],
-    *[
-        (
-            lambda a, ax=ax: _swap(np.flip(a, axis=ax) if ax else a),
-            lambda t, ax=ax: _tensor_axes(ax)(_swap(t)) if ax else _swap(t),
-        )
-        for ax in ((), (0,), (1,), (0, 1))
-    ],
-]
 
 
 def segment_encoded(
@@ -113,7 +25,7 @@ def segment_encoded(
     params : AutomaticParams
     rgb : ndarray, shape (H, W, 3), uint8, optional
         The encoded image itself; needed for point-grid crop layers and for instance-head
-        ``views`` > 1.
+        ``flips`` > 1.
 
     Returns
     -------
@@ -135,16 +47,10 @@ def segment_encoded(
         candidates = suppress_duplicates(candidates, grid.box_nms_threshold)
         shape = tuple(predictor.get_embedding().original_size)
         return paint_candidates(candidates, shape, params.min_size, params.fill_holes)
-    foreground, centre = instance_probabilities(predictor, rgb, params.views)
-    labels = labels_from_maps(
-        foreground,
-        centre,
-        foreground_threshold=params.foreground_threshold,
-        seed_threshold=params.seed_threshold,
-        min_size=params.min_size,
-        fill_holes=params.fill_holes,
-        centre_sigma=params.centre_sigma,
-        split_solidity=params.split_solidity,
+    from napari_segany.inference.instance_maps import instance_labels  # imports torch
+
+    labels, foreground = instance_labels(
+        predictor.model, predictor.get_embedding(), lambda: rgb, params, predictor.precision
     )
     return labels, head_object_scores(labels, foreground, params.foreground_threshold)
 

@@ -36,8 +36,8 @@ def default_halo(tile_size: int) -> int:
     costs encoding time quadratically: with 1/8 the tiles step by 3/4 of their size, i.e. about
     1.8× the pixels of an untiled encode; 1/4 would double that. Objects that are cut anyway are
     handled by decoding on a window centred on them
-    (:class:`napari_segany.tiled.session.SegmentationSession`), so the halo need not cover the largest
-    objects.
+    (:class:`napari_segany.tiled.session.SegmentationSession`), so the halo need not cover the
+    largest objects.
     """
     return max(0, int(tile_size) // HALO_FRACTION)
 

@@ -2,7 +2,74 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+#: Numbers of flipped views whose instance maps can be averaged (see ``InstanceSeeding``).
+FLIPS = (1, 4, 8)
+
+
+@dataclass(frozen=True)
+class InstanceSeeding:
+    """How an instance head's maps become objects (defaults chosen on validation images with
+    ``benchmarks/tune_automatic.py``; see docs/history.md).
+
+    Attributes
+    ----------
+    min_size : int
+        Objects with fewer pixels are dropped.
+    fill_holes : bool
+        Fill holes enclosed by one object.
+    foreground_threshold, seed_threshold : float
+        Foreground probability above which a pixel is inside an object, and centre value above
+        which pixels seed an object.
+    centre_sigma : float
+        Gaussian smoothing of the centre map (pixels) before seeding.
+    split_solidity : float
+        Objects whose solidity (area ÷ convex hull area) is below this are split along their
+        necks, e.g. two touching nuclei seeded as one (0: never).
+    flips : {1, 4, 8}
+        The maps are averaged over this many flipped views of the image, each encoded on its
+        own: 1 the image as it is, 4 with its up-down, left-right and both flips, 8 with the
+        same four of its transpose. More flips cost more encodings and smooth out the model's
+        mistakes (measured accuracy in docs/benchmarks.md).
+    """
+
+    min_size: int = 10
+    fill_holes: bool = True
+    foreground_threshold: float = 0.5
+    seed_threshold: float = 0.5
+    centre_sigma: float = 1.0
+    split_solidity: float = 0.95
+    flips: int = 4
+
+    def __post_init__(self) -> None:
+        if self.min_size < 0:
+            raise ValueError(f"min_size must be ≥ 0, got {self.min_size}")
+        for name in ("foreground_threshold", "seed_threshold"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if self.centre_sigma < 0:
+            raise ValueError(f"centre_sigma must be ≥ 0, got {self.centre_sigma}")
+        if not 0 <= self.split_solidity <= 1:
+            raise ValueError(f"split_solidity must be between 0 and 1, got {self.split_solidity}")
+        if self.flips not in FLIPS:
+            raise ValueError(f"flips must be one of {FLIPS}, got {self.flips!r}")
+
+    def labels(self, foreground: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """:func:`labels_from_maps` with these settings; (H, W) uint32."""
+        return labels_from_maps(
+            foreground,
+            centre,
+            foreground_threshold=self.foreground_threshold,
+            seed_threshold=self.seed_threshold,
+            min_size=self.min_size,
+            fill_holes=self.fill_holes,
+            centre_sigma=self.centre_sigma,
+            split_solidity=self.split_solidity,
+        )
 
 
 def labels_from_maps(
@@ -63,8 +130,8 @@ def labels_from_maps(
     seeds, n_seeds = ndimage.label(mask & (centre > seed_threshold))
     if n_seeds == 0:
         return np.zeros(mask.shape, np.uint32)
-    # foreground regions without a seed are left out: on held-out images they were mostly
-    # background patches next to objects, and keeping them lowered accuracy (0.603 → 0.560)
+    # foreground regions without a seed are left out: they were mostly background patches
+    # next to objects, and keeping them lowered accuracy (docs/history.md)
     labels = watershed(-centre, markers=seeds, mask=mask)
     if fill_holes:
         labels = fill_object_holes(labels)

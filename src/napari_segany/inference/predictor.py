@@ -9,88 +9,31 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from napari_segany.geometry import Rect
 from napari_segany.image.prep import to_rgb_uint8
+from napari_segany.inference.decoder_window import decoder_window, paste_window, window_tuple
+from napari_segany.inference.embedding import (
+    PRECISIONS,
+    ImageEmbedding,
+    check_precision,
+    embed_rgbs,
+    encode_inputs,
+    resized_size,
+)
+from napari_segany.inference.guidance import guide_by_instance
+from napari_segany.inference.instance_labels import InstanceSeeding
+from napari_segany.inference.instance_maps import instance_labels
 from napari_segany.inference.mask_upsampling import MaskUpsampler
-from napari_segany.models.sam import SamModel
+from napari_segany.inference.prompt_views import average_views
 from napari_segany.inference.prompts import to_model_frame, validate_prompts
+from napari_segany.models.sam import SamModel
 
-PRECISIONS = ("fp32", "bf16")
-#: Tokens kept on each side of a large box in a decoder window.
-_WINDOW_MARGIN = 2
-#: Pixels (about 32 px across) below which an instance-map object does not guide a click: the
-#: head often merges small touching neighbours, and on validation images (seeds 555000+) the
-#: predicted IoU chose better among small objects' candidates (one-click mIoU 0.773 → 0.792).
-_GUIDE_MIN_AREA = 800
-#: Flipped views of the instance map that guides clicks answered with several prompt views: on
-#: 32 validation images (seeds 555000-555031) one-click mIoU 0.837 with 1, 0.839 with 4.
-_GUIDE_MAP_VIEWS = 4
-#: Prompt views for models that support them (see :class:`Predictor`).
-DEFAULT_PROMPT_VIEWS = 6
-
-
-def resized_size(
-    original_size: tuple[int, int], target: int, upscale: bool = True
-) -> tuple[int, int]:
-    """(rows, cols) after scaling the longest side to ``target``, rounded as SAM does.
-
-    Never 0: a very elongated image (e.g. 1 × 3000) keeps at least one row or column, where
-    SAM's rounding would give an empty image and fail. With ``upscale=False`` an image that
-    already fits keeps its size (models trained at the pixel size of the data).
-    """
-    h, w = original_size
-    if not upscale and max(h, w) <= target:
-        return int(h), int(w)
-    scale = target / max(h, w)
-    return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
-
-
-def resize_for_model(rgb: np.ndarray, target: int, upscale: bool = True) -> torch.Tensor:
-    """Resize an (H, W, 3) uint8 image so its longest side is ``target``.
-
-    With ``upscale=False``, images that fit are left at their size (see :func:`resized_size`).
-
-    Bilinear with antialiasing, rounded back to 0–255 integers like SAM's own 8-bit resize.
-
-    Returns
-    -------
-    Tensor, shape (1, 3, new_h, new_w), float32 with integer values in 0–255.
-    """
-    new_size = resized_size(rgb.shape[:2], target, upscale)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
-    if new_size != tuple(rgb.shape[:2]):
-        x = F.interpolate(x, size=new_size, mode="bilinear", align_corners=False, antialias=True)
-        x = x.round_().clamp_(0, 255)
-    return x
-
-
-@dataclass
-class ImageEmbedding:
-    """What the predictor needs to answer prompts on one image, without the image itself.
-
-    Attributes
-    ----------
-    features : Tensor, shape (1, 256, h, w)
-        Image encoder output (float32).
-    original_size : (int, int)
-        (rows, cols) of the image.
-    input_size : (int, int)
-        (rows, cols) after resizing the longest side to the model input size.
-    architecture : str
-        Architecture of the model that made it; embeddings are not interchangeable.
-    """
-
-    features: torch.Tensor
-    original_size: tuple[int, int]
-    input_size: tuple[int, int]
-    architecture: str
+__all__ = ["PRECISIONS", "ImageEmbedding", "Prediction", "Predictor"]
 
 
 @dataclass
@@ -120,10 +63,9 @@ class Prediction:
     def best(self) -> int:
         """Index of the mask to show: ``chosen`` when set, else the highest predicted IoU.
 
-        For models with an instance head, a single positive click on an object of the head's
-        instance map larger than ``_GUIDE_MIN_AREA`` returns that object: the candidate that
-        agrees best with it is chosen and shows the object's mask (see
-        ``Predictor._guide_by_instance``).
+        For models that guide clicks by their instance head, a single positive click on a
+        large instance-map object returns that object: the candidate that agrees best with it
+        is chosen and shows the object's mask (see :mod:`napari_segany.inference.guidance`).
         """
         if self.chosen is not None:
             return int(self.chosen)
@@ -151,10 +93,7 @@ class Predictor:
     def __init__(
         self, model: SamModel, precision: str = "fp32", prompt_views: int | None = None
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if precision == "bf16" and model.device.type == "mps":
-            raise ValueError("precision='bf16' is not supported on Apple MPS; use 'fp32'.")
+        check_precision(precision, model.device)
         self.model = model.eval()
         self.precision = precision
         self.prompt_views = _resolve_prompt_views(model, prompt_views)
@@ -163,18 +102,13 @@ class Predictor:
         self._decoder_context = None
         self._upsampler: MaskUpsampler | None = None
         self._upsampler_key: tuple | None = None
-        # instance maps by their number of flipped views, with their objects' bounding boxes
+        # instance maps by their number of flips, with their objects' bounding slices
         self._instances: dict[int, tuple[np.ndarray, list]] = {}
 
     # -- image -----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.model.device
-
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def set_image(
         self, image: np.ndarray, channel_axis: int | None = None, ranges: np.ndarray | None = None
@@ -199,21 +133,7 @@ class Predictor:
 
     def set_rgb_image(self, rgb: np.ndarray) -> None:
         """Encode an (H, W, 3) uint8 RGB image exactly as given."""
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
-        target = self.model.image_size
-        x = resize_for_model(rgb, target, self.model.upscale_input)
-        with torch.inference_mode():
-            features = self.encode(x.to(self.device))
-        self._set(
-            ImageEmbedding(
-                features=features,
-                original_size=(int(rgb.shape[0]), int(rgb.shape[1])),
-                input_size=(int(x.shape[2]), int(x.shape[3])),
-                architecture=self.model.architecture,
-            ),
-            lambda r0, c0, rows, cols: rgb[r0 : r0 + rows, c0 : c0 + cols],
-        )
+        self._set(embed_rgbs(self.model, [rgb], self.precision)[0], lambda rect: rgb[rect.slices])
 
     def _set(self, embedding: ImageEmbedding, read_rgb=None) -> None:
         self._embedding = embedding
@@ -224,8 +144,7 @@ class Predictor:
 
     def encode(self, resized: torch.Tensor) -> torch.Tensor:
         """Run the image encoder on resized 0–255 RGB images (B, 3, h, w) → float32 features."""
-        with torch.inference_mode(), self._autocast():
-            return self.model.encode_image(self.model.normalize(resized)).float()
+        return encode_inputs(self.model, [resized], self.precision)
 
     @property
     def decoder_context(self):
@@ -248,9 +167,9 @@ class Predictor:
         ----------
         embedding : ImageEmbedding
         read_rgb : callable, optional
-            ``read_rgb(row0, col0, rows, cols)`` → that crop of the image as (rows, cols, 3)
-            uint8, as the model saw it. Needed for ``prompt_views`` > 1; without it prompts
-            are decoded on the embedding only.
+            ``read_rgb(rect)`` with a :class:`~napari_segany.geometry.Rect` of image pixels →
+            that crop of the image as (rows, cols, 3) uint8, as the model saw it. Needed for
+            ``prompt_views`` > 1; without it prompts are decoded on the embedding only.
         instance_maps : dict, optional
             :attr:`instance_maps` saved earlier for this same embedding, so they are not
             computed again.
@@ -305,16 +224,16 @@ class Predictor:
         pass them back to :meth:`set_embedding` with the same embedding to reuse them)."""
         return dict(self._instances)
 
-    def instance_labels(self, views: int = 1) -> np.ndarray:
+    def instance_labels(self, flips: int = 1) -> np.ndarray:
         """The instance-head labels of the current image (computed once, then cached).
 
         Parameters
         ----------
-        views : {1, 4, 8}
+        flips : {1, 4, 8}
             Flipped views the head's maps are averaged over (see
-            :class:`~napari_segany.automatic.params.AutomaticParams`). 1 uses the embedding
-            only; more views encode the image again, so they need its pixels (an image set with
-            :meth:`set_image`, or an embedding set with ``read_rgb``).
+            :class:`~napari_segany.inference.instance_labels.InstanceSeeding`). 1 uses the
+            embedding only; more flips encode the image again, so they need its pixels (an image
+            set with :meth:`set_image`, or an embedding set with ``read_rgb``).
 
         Returns
         -------
@@ -323,78 +242,46 @@ class Predictor:
         Raises
         ------
         ValueError
-            If the model has no instance head, or views > 1 without the image's pixels.
+            If the model has no instance head, or flips > 1 without the image's pixels.
         """
-        return self._instance_map(views)[0]
+        return self._instance_map(flips)[0]
 
-    def _instance_map(self, views: int) -> tuple[np.ndarray, list]:
-        """Instance labels with ``views`` views and their objects' bounding boxes (cached)."""
-        if views not in self._instances:
+    def _instance_map(self, flips: int) -> tuple[np.ndarray, list]:
+        """Instance labels with ``flips`` flips and their objects' bounding slices (cached)."""
+        if flips not in self._instances:
             from scipy import ndimage
 
-            from napari_segany.automatic.params import AutomaticParams
-            from napari_segany.automatic.tile import segment_encoded
+            emb = self.get_embedding()
+            read = self._read_rgb
+            labels = instance_labels(
+                self.model,
+                emb,
+                None if read is None else lambda: read(Rect.from_size(0, 0, *emb.original_size)),
+                InstanceSeeding(flips=flips),
+                self.precision,
+            )[0]
+            self._instances[flips] = (labels, ndimage.find_objects(labels))
+        return self._instances[flips]
 
-            rgb = None
-            if views > 1:
-                if self._read_rgb is None:
-                    raise ValueError(
-                        "an instance map with views > 1 needs the image's pixels: use "
-                        "set_image(), or set_embedding(embedding, read_rgb)"
-                    )
-                rgb = self._read_rgb(0, 0, *self.get_embedding().original_size)
-            params = AutomaticParams(method="instance_head", views=views)
-            labels = segment_encoded(self, params, rgb)[0]
-            self._instances[views] = (labels, ndimage.find_objects(labels))
-        return self._instances[views]
+    def _guide(self, prediction: Prediction, point: np.ndarray, views: int) -> None:
+        """Let the instance map answer a single positive click (see
+        :func:`~napari_segany.inference.guidance.guide_by_instance`). With prompt ``views`` > 1
+        (and the image's pixels at hand) the map is averaged over the model's ``guide_flips``;
+        a fast one-view answer uses the one-flip map."""
+        settings = self.model.inference
+        flips = settings.guide_flips if views > 1 and self._read_rgb is not None else 1
 
-    def _guide_by_instance(self, prediction: Prediction, point: np.ndarray, views: int) -> None:
-        """Use the instance map to answer a single positive click at ``point`` (row, col).
+        def decode_with_box(box):
+            # only picks the logits handed on, which come from the embedding: one view is enough
+            return self._decode(point[None], np.ones(1, np.int64), box, None, False)
 
-        A click alone does not say how far a large object extends; the instance head, which
-        sees every object of the image at once, does. So the chosen mask is the instance-map
-        object under the click itself (on validation images, seeds 555000+, this raised the
-        one-click mIoU of embedded model v5 from 0.830 to 0.836).
-
-        Its logits, for refining with the next prompt, are those of the decoder's mask that
-        agrees best (IoU) with the object: of SAM's three candidates, and of the click decoded
-        again together with the object's bounding box. That candidate becomes
-        ``prediction.chosen`` and its mask is replaced by the object's.
-
-        Nothing changes where the instance map has background under the click, or an object
-        smaller than ``_GUIDE_MIN_AREA``: there the predicted IoU ranks the candidates.
-
-        With prompt ``views`` > 1 (and the image's pixels at hand) the instance map is averaged
-        over ``_GUIDE_MAP_VIEWS`` flipped views, like automatic segmentation; a fast
-        one-view answer uses the one-view map.
-        """
-        map_views = _GUIDE_MAP_VIEWS if views > 1 and self._read_rgb is not None else 1
-        labels, boxes = self._instance_map(map_views)
-        r, c = (int(v) for v in np.clip(np.round(point), 0, np.array(labels.shape) - 1))
-        label = int(labels[r, c])
-        if label == 0:
-            return
-        region = boxes[label - 1]
-        obj = labels[region] == label
-        if np.count_nonzero(obj) < _GUIDE_MIN_AREA:
-            return
-
-        def agreement(masks: np.ndarray) -> np.ndarray:
-            inter = np.count_nonzero(masks[(slice(None), *region)] & obj, axis=(1, 2))
-            areas = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
-            return inter / np.maximum(areas + np.count_nonzero(obj) - inter, 1)
-
-        scores = agreement(prediction.masks)
-        chosen = int(np.argmax(scores))
-        prediction.chosen = chosen
-        box = np.array([region[0].start, region[1].start, region[0].stop - 1, region[1].stop - 1])
-        # only picks the logits handed on, which come from the embedding: one view is enough
-        masks, iou, logits = self._decode(point[None], np.ones(1, np.int64), box, None, False)
-        if agreement(masks)[0] > scores[chosen]:
-            prediction.scores[chosen] = iou[0]
-            prediction.logits[chosen] = logits[0]
-        prediction.masks[chosen] = False
-        prediction.masks[(chosen, *region)] = obj
+        guide_by_instance(
+            prediction,
+            point,
+            self._instance_map(flips),
+            settings.guide_min_area,
+            decode_with_box,
+        )
 
     # -- prompts ---------------------------------------------------------------------------
     def predict(
@@ -439,8 +326,9 @@ class Predictor:
         prediction = Prediction(masks=masks, scores=scores, logits=logits)
         single_click = pts is not None and len(pts) == 1 and labels[0] == 1
         single_click = single_click and bx is None and mask_input is None
-        if self.model.has_instance_head and multimask and single_click:
-            self._guide_by_instance(prediction, pts[0], views)
+        guided = self.model.has_instance_head and self.model.inference.guide_min_area is not None
+        if guided and multimask and single_click:
+            self._guide(prediction, pts[0], views)
         return prediction
 
     def _decode(
@@ -468,93 +356,33 @@ class Predictor:
                 mask,
                 multimask,
                 context=self._decoder_context,
-                window=window,
+                window=window_tuple(window),
             )
             if window is not None:
-                logits = _paste_window(
-                    logits, window, tuple(4 * n for n in emb.features.shape[-2:])
-                )
-            masks = self._upscale_masks(logits[0], emb).cpu().numpy()
+                logits = paste_window(logits, window, tuple(4 * n for n in emb.features.shape[-2:]))
+            masks = self.upscale_masks(logits[0], emb).cpu().numpy()
             scores = iou[0].float().cpu().numpy()
             if views > 1 and self._read_rgb is not None and (pts is not None or bx is not None):
-                scores = self._average_views(
-                    masks, scores, logits[0], pts, labels, bx, mask, multimask, views
+                scores = average_views(
+                    self.model,
+                    self._read_rgb,
+                    emb.original_size,
+                    emb.input_size,
+                    (masks, scores, logits[0]),
+                    (pts, labels, bx),
+                    mask,
+                    multimask,
+                    views,
                 )
         return masks, scores, logits[0].float().cpu().numpy()
 
-    def _average_views(
-        self, masks, scores, logits, pts, labels, bx, mask, multimask, views: int
-    ) -> np.ndarray:
-        """Replace ``masks`` (K, H, W), in place, by the mean over ``views`` views.
-
-        ``logits`` (K, h, w) are the embedding's own low-resolution logits, which count as
-        one view; ``mask`` (1, 1, h, w) is the mask prompt or None. Returns the views' mean
-        predicted IoU (K,).
-        """
-        from napari_segany.inference.prompt_views import (
-            VIEW_SETS,
-            MaskInput,
-            decode_views,
-            frame_logits_on_image,
-        )
-
+    def decoder_window(self, prompts) -> Rect | None:
+        """The embedding window (in tokens) the decoder attends to for ``prompts`` in the input
+        frame (see :func:`napari_segany.inference.decoder_window.decoder_window`)."""
         emb = self.get_embedding()
-        mask_input = None
-        if mask is not None:
-            frame_scale = tuple(
-                i / o for i, o in zip(emb.input_size, emb.original_size, strict=True)
-            )
-            mask_input = MaskInput(mask[0].float(), frame_scale, self.model.image_size)
-        found = decode_views(
-            self.model,
-            self._read_rgb,
-            emb.original_size,
-            pts,
-            labels,
-            bx,
-            VIEW_SETS[views],
-            multimask,
-            mask_input,
-        )
-        if found is None:
-            return scores
-        own = frame_logits_on_image(
-            logits, found.region, emb.original_size, emb.input_size, self.model.image_size
-        )
-        mean = (found.total + own) / (found.count + 1)
-        r0, c0, rows, cols = found.region
-        masks[:, r0 : r0 + rows, c0 : c0 + cols] = mean > self.model.mask_threshold
-        return (scores + found.scores.sum(axis=0)) / (1 + len(found.scores))
-
-    def decoder_window(self, prompts) -> tuple[int, int, int, int] | None:
-        """The embedding window the decoder attends to for ``prompts`` (in the input frame).
-
-        Models with a ``decoder_window`` (trained on crops) decode on a window of that many
-        tokens centred on the prompts' extent, grown to hold a large box with a margin, and
-        kept inside the image's part of the embedding where it fits. Returns (row0, col0, rows,
-        cols) in tokens, or None (the whole embedding) for SAM checkpoints and when there are
-        no point or box prompts.
-        """
-        side = self.model.decoder_window
-        emb = self.get_embedding()
-        corners = [p for p in (prompts.points, prompts.box) if p is not None]
-        if side is None or not corners:
-            return None
-        xy = np.concatenate([np.reshape(c, (-1, 2)) for c in corners])
-        grid = emb.features.shape[-2:]
+        grid = tuple(emb.features.shape[-2:])
         stride = self.model.image_size / grid[1]
-        valid = [math.ceil(n / stride) for n in emb.input_size]
-        window = []
-        for axis in (1, 0):  # rows from y, cols from x
-            low, high = xy[:, axis].min() / stride, xy[:, axis].max() / stride
-            first = math.floor(low) - _WINDOW_MARGIN
-            stop = math.floor(high) + 1 + _WINDOW_MARGIN
-            length = min(grid[1 - axis], max(side, stop - first))
-            start = first if length == stop - first else round((low + high) / 2 - length / 2)
-            limit = valid[1 - axis] if valid[1 - axis] >= length else grid[1 - axis]
-            window.append((min(max(start, 0), limit - length), length))
-        (r0, rows), (c0, cols) = window
-        return r0, c0, rows, cols
+        return decoder_window(prompts, self.model.decoder_window, grid, stride, emb.input_size)
 
     def _mask_tensor(self, mask_input) -> torch.Tensor:
         size = self.model.prompt_encoder.mask_input_size
@@ -568,8 +396,9 @@ class Predictor:
             )
         return mask[None]
 
-    def _upscale_masks(self, logits: torch.Tensor, emb: ImageEmbedding) -> torch.Tensor:
-        """Low-res logits (K, 256, 256) → boolean masks (K, H, W) at the original size."""
+    def upscale_masks(self, logits: torch.Tensor, emb: ImageEmbedding) -> torch.Tensor:
+        """Low-res logits (K, 256, 256) → boolean masks (K, H, W) at the original size of
+        ``emb``'s image (the upsampling operators are kept for the last size used)."""
         key = (emb.original_size, emb.input_size, tuple(logits.shape[-2:]))
         if self._upsampler_key != key:
             self._upsampler = MaskUpsampler(
@@ -583,24 +412,15 @@ def _resolve_prompt_views(model: SamModel, prompt_views: int | None) -> int:
     """The number of prompt views to use with ``model`` (see :class:`Predictor`)."""
     from napari_segany.inference.prompt_views import PROMPT_VIEWS
 
-    supported = model.decoder_window is not None and not model.upscale_input
+    settings = model.inference
     if prompt_views is None:
-        return DEFAULT_PROMPT_VIEWS if supported else 1
+        return settings.prompt_views
     if prompt_views not in PROMPT_VIEWS:
         raise ValueError(f"prompt_views must be one of {PROMPT_VIEWS}, got {prompt_views!r}")
-    if prompt_views > 1 and not supported:
+    if prompt_views > 1 and not settings.supports_prompt_views:
         raise ValueError(
             f"prompt_views={prompt_views} needs a model trained on crops at the data's pixel "
             f"size (such as the embedded segany_cells model); the {model.architecture} model "
             "supports only prompt_views=1"
         )
     return int(prompt_views)
-
-
-def _paste_window(logits: torch.Tensor, window: tuple, full: tuple[int, int]) -> torch.Tensor:
-    """Window logits (B, K, 4·rows, 4·cols) → (B, K, *full); outside, each mask's minimum."""
-    r0, c0, rows, cols = (4 * v for v in window)
-    low = logits.amin(dim=(-2, -1), keepdim=True)
-    canvas = low.expand(*logits.shape[:2], *full).clone()
-    canvas[..., r0 : r0 + rows, c0 : c0 + cols] = logits
-    return canvas

@@ -9,17 +9,15 @@ image's pixels and averaged with the logits decoded from the image's own embeddi
 where the mean is positive. Zooming gives small objects finer masks, and averaging views cancels
 part of each view's error.
 
-Each view costs one encoder pass on a 256² input (the training crop size) and one decoder pass;
-all views of a prompt are encoded in one batch and decoded in one batch.
+Each view costs one encoder pass on the model's view input (its training crop size, see
+:func:`view_input_size`) and one decoder pass; all views of a prompt are encoded in one batch and
+decoded in one batch. A mask prompt (refining a previous mask) is resampled into every view
+(:class:`MaskInput`). Measured accuracy per number of views: docs/model-card.md and
+docs/history.md.
 
-Measured with embedded model v6 on the validation images (``benchmarks/eval_embedded.py
---first-seed 555000``; the held-out images were not used to choose), one box mIoU: 0.871 with 1
-view, 0.902 with 3, 0.909 with 6; one click 0.849 / 0.851 / 0.852. Six views are the default.
-A mask prompt (refining a previous mask) is resampled into every view (:class:`MaskInput`);
-that raised click + 3 corrections from 0.873 to 0.894 there.
-
-Coordinates: prompts and regions are image (row, col) pixels; ``crop`` frames are (row, col)
-pixels of a zoomed crop with its origin at the crop's top-left corner. The conversion to the
+Coordinates: prompts are image (row, col) pixels and crops and regions are
+:class:`~napari_segany.geometry.Rect` of image pixels; a view's frame is (row, col) pixels of a
+zoomed crop with its origin at the crop's top-left corner. The conversion to the
 model's (x, y) happens in :func:`napari_segany.inference.prompts.to_model_frame`, as everywhere.
 """
 
@@ -33,11 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.inference.prompts import to_model_frame
+from napari_segany.geometry import Rect
+from napari_segany.inference.embedding import encode_inputs, resize_pixels
+from napari_segany.inference.prompts import prompt_extent, to_model_frame
 
-#: Side of a view's model input in pixels: the crop size the embedded model was trained on
-#: (its decoder window); models with a smaller input use their whole input.
-VIEW_INPUT = 256
 #: Zoomed pixels kept between the prompts' extent and the edge of a view's crop.
 VIEW_MARGIN = 24
 
@@ -69,7 +66,8 @@ PROMPT_VIEWS = tuple(VIEW_SETS)
 
 
 def view_input_size(model) -> int:
-    """Side in pixels of a view's model input: the model's decoder window, at most its input."""
+    """Side in pixels of a view's model input: the model's decoder window (the crop size it was
+    trained on), at most its input."""
     tokens = min(model.decoder_window, model.image_size // 16)
     return 16 * tokens
 
@@ -78,8 +76,8 @@ def view_crop(
     extent: tuple[float, float, float, float],
     zoom: float,
     image_shape: tuple[int, int],
-    side: int = VIEW_INPUT,
-) -> tuple[int, int, int, int] | None:
+    side: int,
+) -> Rect | None:
     """The image crop a view at ``zoom`` encodes for prompts spanning ``extent``.
 
     Parameters
@@ -93,7 +91,7 @@ def view_crop(
 
     Returns
     -------
-    (row0, col0, rows, cols) or None
+    Rect or None
         A crop of at most ``side / zoom`` pixels a side, centred on the prompts and moved
         inside the image; None when the prompts and a margin of ``VIEW_MARGIN`` zoomed pixels do
         not fit in it (the object is too large for this zoom).
@@ -108,27 +106,18 @@ def view_crop(
         start = math.floor(centre - length / 2 + 0.5)
         crop.append((min(max(start, 0), image_shape[axis] - length), length))
     (r0, rows), (c0, cols) = crop
-    return r0, c0, rows, cols
+    return Rect.from_size(r0, c0, rows, cols)
 
 
 def _zoomed(rgb: np.ndarray, zoom: float, side: int) -> torch.Tensor:
-    """(h, w, 3) uint8 → (1, 3, round(h·zoom), round(w·zoom)) float 0–255 (at most ``side``),
-    bilinear, rounded to integers."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    """(h, w, 3) uint8 → (1, 3, round(h·zoom), round(w·zoom)) float 0–255 (at most ``side``)."""
     size = (min(side, round(rgb.shape[0] * zoom)), min(side, round(rgb.shape[1] * zoom)))
-    if size != tuple(rgb.shape[:2]):
-        x = (
-            F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            .round_()
-            .clamp_(0, 255)
-        )
-    return x
+    return resize_pixels(rgb, size, antialias=False)
 
 
-def _to_view(coords_rc: np.ndarray, crop, scale: tuple[float, float], width: int, mirror: bool):
+def _to_view(coords_rc: np.ndarray, crop: Rect, scale: tuple[float, float], width: int, mirror):
     """Image (row, col) → the view's zoomed (row, col); pixel centres map to pixel centres."""
-    r0, c0 = crop[:2]
-    out = (coords_rc.reshape(-1, 2) - (r0, c0) + 0.5) * scale - 0.5
+    out = (coords_rc.reshape(-1, 2) - crop.origin + 0.5) * scale - 0.5
     if mirror:
         out[:, 1] = width - 1 - out[:, 1]
     return out
@@ -140,7 +129,7 @@ class ViewLogits:
 
     Attributes
     ----------
-    region : (row0, col0, rows, cols)
+    region : Rect
         Image pixels covered by the views' crops.
     total : ndarray, shape (K, rows, cols), float32
         Sum of the views' logits at each pixel (K candidate masks).
@@ -150,7 +139,7 @@ class ViewLogits:
         Predicted IoU of each view's candidates.
     """
 
-    region: tuple[int, int, int, int]
+    region: Rect
     total: np.ndarray
     count: np.ndarray
     scores: np.ndarray
@@ -158,7 +147,7 @@ class ViewLogits:
 
 def decode_views(
     model,
-    read_rgb: Callable[[int, int, int, int], np.ndarray],
+    read_rgb: Callable[[Rect], np.ndarray],
     image_shape: tuple[int, int],
     points: np.ndarray | None,
     labels: np.ndarray | None,
@@ -174,8 +163,8 @@ def decode_views(
     model : SamModel
         A model trained on crops at pixel size (``decoder_window`` set).
     read_rgb : callable
-        ``read_rgb(row0, col0, rows, cols)`` returns that image crop as (rows, cols, 3) uint8,
-        exactly as the model sees the image.
+        ``read_rgb(rect)`` returns that image crop as (rows, cols, 3) uint8, exactly as the
+        model sees the image.
     image_shape : (rows, cols)
     points : ndarray (N, 2) or None
         (row, col) image pixels.
@@ -193,9 +182,7 @@ def decode_views(
     ViewLogits or None
         None when no view's crop can hold the prompts.
     """
-    corners = [c.reshape(-1, 2) for c in (points, box) if c is not None]
-    allc = np.concatenate(corners)
-    extent = (*allc.min(axis=0), *allc.max(axis=0))
+    extent = prompt_extent(points, box)
     side = view_input_size(model)
     planned = []
     for view in views:
@@ -205,16 +192,12 @@ def decode_views(
     if not planned:
         return None
     inputs, prompts, geometry = [], [], []
-    for view, (r0, c0, rows, cols) in planned:
-        x = _zoomed(read_rgb(r0, c0, rows, cols), view.zoom, side)
+    for view, crop in planned:
+        x = _zoomed(read_rgb(crop), view.zoom, side)
         zh, zw = x.shape[-2:]
-        scale = (zh / rows, zw / cols)
-        x = (x - model.pixel_mean.cpu()) / model.pixel_std.cpu()
-        if view.mirror:
-            x = x.flip(-1)
-        # padding at the bottom/right, as for any image smaller than the model input
-        inputs.append(F.pad(x, (0, side - zw, 0, side - zh)))
-        crop = (r0, c0, rows, cols)
+        scale = (zh / crop.rows, zw / crop.cols)
+        # padded at the bottom/right after mirroring, as any image smaller than the input
+        inputs.append(x.flip(-1) if view.mirror else x)
         pts = None if points is None else _to_view(points, crop, scale, zw, view.mirror)
         bx = None
         if box is not None:
@@ -222,9 +205,10 @@ def decode_views(
             bx = np.concatenate([ends.min(axis=0), ends.max(axis=0)])
         prompts.append(to_model_frame(pts, labels, bx, (side, side), (side, side)))
         geometry.append((crop, scale, (zh, zw), view.mirror))
+    # the views run in fp32 whatever the predictor's precision
+    embeddings = encode_inputs(model, inputs, "fp32", input_side=side)
     device = model.device
     with torch.inference_mode():
-        embeddings = model.encode_image(torch.cat(inputs).to(device))
         coords = lab = boxes = None
         if points is not None:
             coords = torch.from_numpy(np.stack([p.points for p in prompts])).to(device)
@@ -239,15 +223,17 @@ def decode_views(
             embeddings, coords, lab, boxes, masks, multimask, window=(0, 0, grid, grid)
         )
         low_res = low_res.float()
-    region = _union_region([g[0] for g in geometry])
+    region = geometry[0][0]
+    for crop, *_ in geometry[1:]:
+        region = region.union(crop)
     k = low_res.shape[1]
-    total = np.zeros((k, region[2], region[3]), np.float32)
-    count = np.zeros(region[2:], np.float32)
+    total = np.zeros((k, *region.shape), np.float32)
+    count = np.zeros(region.shape, np.float32)
     for i, (crop, scale, zoomed_size, mirror) in enumerate(geometry):
         logits = _view_to_image(low_res[i], crop, scale, zoomed_size, mirror, side)
-        r, c = crop[0] - region[0], crop[1] - region[1]
-        total[:, r : r + crop[2], c : c + crop[3]] += logits
-        count[r : r + crop[2], c : c + crop[3]] += 1
+        inside = crop.shifted(-region.row0, -region.col0).slices
+        total[(slice(None), *inside)] += logits
+        count[inside] += 1
     return ViewLogits(region, total, count, iou.float().cpu().numpy())
 
 
@@ -274,17 +260,9 @@ class MaskInput:
         low = side // 4
         centres = (torch.arange(low, dtype=torch.float32) + 0.5) * (side / low)  # zoomed px
         xs = zoomed_size[1] - centres if mirror else centres
-        ys = (centres / scale[0] + crop[0]) * self.frame_scale[0]
-        xs = (xs / scale[1] + crop[1]) * self.frame_scale[1]
+        ys = (centres / scale[0] + crop.row0) * self.frame_scale[0]
+        xs = (xs / scale[1] + crop.col0) * self.frame_scale[1]
         return torch.from_numpy(_sample(self.logits, ys, xs, self.frame))
-
-
-def _union_region(crops) -> tuple[int, int, int, int]:
-    r0 = min(c[0] for c in crops)
-    c0 = min(c[1] for c in crops)
-    r1 = max(c[0] + c[2] for c in crops)
-    c1 = max(c[1] + c[3] for c in crops)
-    return r0, c0, r1 - r0, c1 - c0
 
 
 def _sample(low_res: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, frame: int) -> np.ndarray:
@@ -308,12 +286,12 @@ def _pixel_centres(start: int, length: int, scale: float) -> torch.Tensor:
 
 
 def _view_to_image(
-    low_res: torch.Tensor, crop, scale, zoomed_size, mirror: bool, side: int = VIEW_INPUT
+    low_res: torch.Tensor, crop: Rect, scale, zoomed_size, mirror: bool, side: int
 ) -> np.ndarray:
     """A view's logits (K, h, w) over its ``side``² zoomed frame → (K, rows, cols) on the crop's
     pixels."""
-    ys = _pixel_centres(0, crop[2], scale[0])
-    xs = _pixel_centres(0, crop[3], scale[1])
+    ys = _pixel_centres(0, crop.rows, scale[0])
+    xs = _pixel_centres(0, crop.cols, scale[1])
     if mirror:
         xs = zoomed_size[1] - xs
     return _sample(low_res, ys, xs, side)
@@ -321,7 +299,7 @@ def _view_to_image(
 
 def frame_logits_on_image(
     low_res: torch.Tensor,
-    region: tuple[int, int, int, int],
+    region: Rect,
     original_size: tuple[int, int],
     input_size: tuple[int, int],
     frame: int,
@@ -332,14 +310,64 @@ def frame_logits_on_image(
     ----------
     low_res : Tensor, shape (K, h, w)
         Logits covering the ``frame``² model input.
-    region : (row0, col0, rows, cols)
+    region : Rect
         Image pixels to sample.
     original_size, input_size : (int, int)
         The image's size and its size in the model input.
     frame : int
         Side of the model input.
     """
-    r0, c0, rows, cols = region
-    ys = _pixel_centres(r0, rows, input_size[0] / original_size[0])
-    xs = _pixel_centres(c0, cols, input_size[1] / original_size[1])
+    ys = _pixel_centres(region.row0, region.rows, input_size[0] / original_size[0])
+    xs = _pixel_centres(region.col0, region.cols, input_size[1] / original_size[1])
     return _sample(low_res, ys, xs, frame)
+
+
+def average_views(
+    model,
+    read_rgb: Callable[[Rect], np.ndarray],
+    original_size: tuple[int, int],
+    input_size: tuple[int, int],
+    own: tuple[np.ndarray, np.ndarray, torch.Tensor],
+    prompts: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    mask: torch.Tensor | None,
+    multimask: bool,
+    views: int,
+) -> np.ndarray:
+    """Replace a prediction's masks, in place, by the mean over ``views`` views of the prompt.
+
+    Parameters
+    ----------
+    model : SamModel
+    read_rgb : callable
+        ``read_rgb(rect)`` → the image crop as (rows, cols, 3) uint8.
+    original_size, input_size : (int, int)
+        The image's size and its size in the model input.
+    own : (masks, scores, logits)
+        The prediction decoded from the image's own embedding, which counts as one view:
+        masks (K, H, W) bool (changed in place), scores (K,), logits (K, h, w) over the input.
+    prompts : (points, labels, box)
+        Validated image (row, col) prompts.
+    mask : Tensor (1, 1, h, w) or None
+        The mask prompt.
+    multimask : bool
+    views : {1, 3, 6}
+
+    Returns
+    -------
+    ndarray, shape (K,)
+        The views' mean predicted IoU.
+    """
+    masks, scores, logits = own
+    mask_input = None
+    if mask is not None:
+        frame_scale = tuple(i / o for i, o in zip(input_size, original_size, strict=True))
+        mask_input = MaskInput(mask[0].float(), frame_scale, model.image_size)
+    found = decode_views(
+        model, read_rgb, original_size, *prompts, VIEW_SETS[views], multimask, mask_input
+    )
+    if found is None:
+        return scores
+    mine = frame_logits_on_image(logits, found.region, original_size, input_size, model.image_size)
+    mean = (found.total + mine) / (found.count + 1)
+    masks[(slice(None), *found.region.slices)] = mean > model.mask_threshold
+    return (scores + found.scores.sum(axis=0)) / (1 + len(found.scores))

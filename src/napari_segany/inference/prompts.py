@@ -149,3 +149,18 @@ def to_model_frame(
         corners_xy = box_rc.reshape(2, 2)[:, ::-1] * scale_xy
         box = corners_xy.reshape(4).astype(np.float32)
     return ModelPrompts(points, labels, box)
+
+
+def prompt_extent(
+    points: np.ndarray | None, box: np.ndarray | None
+) -> tuple[float, float, float, float] | None:
+    """``(min0, min1, max0, max1)`` over all points and box corners, in their own axis order.
+
+    For (row, col) prompts this is (row_min, col_min, row_max, col_max); for the model frame's
+    (x, y) it is (x_min, y_min, x_max, y_max). None when there are neither points nor a box.
+    """
+    corners = [np.reshape(c, (-1, 2)) for c in (points, box) if c is not None]
+    if not corners:
+        return None
+    coords = np.concatenate(corners)
+    return (*coords.min(axis=0), *coords.max(axis=0))

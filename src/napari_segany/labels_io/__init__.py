@@ -12,8 +12,9 @@ The format follows the extension:
 
 * ``.tif`` / ``.tiff``: tiled, zlib-compressed TIFF (uint16 or uint32), see :mod:`.tiff`.
 * ``.zarr`` / ``.ome.zarr``: OME-Zarr, NGFF 0.5 on zarr v3 by default (``ngff_version="0.4"``
-  for zarr v2), see :mod:`.ome_zarr`. If the path is an existing OME-Zarr *image*, the labels
-  are added to its ``labels/`` group under ``name`` instead.
+  for zarr v2), see :mod:`.ome_zarr` (writing) and :mod:`.ome_zarr_read` (reading). If the path
+  is an existing OME-Zarr *image*, the labels are added to its ``labels/`` group under ``name``
+  instead.
 
 With ``table=True`` the object table (:mod:`.table`) is written beside the labels as
 ``<stem>_objects.csv`` (``cells.tif`` → ``cells_objects.csv``, ``cells.ome.zarr`` →
@@ -31,12 +32,11 @@ from typing import Any
 
 from napari_segany.labels_io._arrays import MAX_LABEL, check_labels, check_scale
 from napari_segany.labels_io.atomic import LabelsWriteError, atomic_output, check_writable
-from napari_segany.labels_io.ome_zarr import (
+from napari_segany.labels_io.ome_zarr import write_ome_zarr_labels, write_ome_zarr_labels_job
+from napari_segany.labels_io.ome_zarr_read import (
     NGFF_VERSIONS,
     is_ome_zarr_image,
     read_ome_zarr_labels,
-    write_ome_zarr_labels,
-    write_ome_zarr_labels_job,
 )
 from napari_segany.labels_io.table import object_table, object_table_job, write_object_table
 from napari_segany.labels_io.tiff import (

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from napari_segany.models.inference_settings import InferenceSettings
 from napari_segany.models.mask_decoder import MaskDecoder
 from napari_segany.models.prompt_encoder import PromptEncoder
 from napari_segany.models.raster_prompts import RasterPromptEncoder
@@ -48,6 +49,9 @@ class Architecture:
         Side, in embedding tokens, of the window around the prompts that the mask decoder
         attends to (None: the whole embedding, as SAM). Models trained on crops decode best on
         windows of their training crop's size.
+    inference : InferenceSettings
+        How predictors, sessions and automatic segmentation use the model (prompt views,
+        click guidance, encoding batch size).
     """
 
     name: str
@@ -58,6 +62,7 @@ class Architecture:
     raster_prompts: bool = False
     instance_head: bool = False
     decoder_window: int | None = None
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
 
 
 def _vit(
@@ -81,6 +86,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         raster_prompts=True,
         instance_head=True,
         decoder_window=16,  # trained on 256² crops: the decoder saw 16×16 tokens
+        inference=InferenceSettings(
+            prompt_views=6, guide_min_area=800, guide_flips=4, encode_batch_size=4
+        ),
     ),
     "vit_t": Architecture(
         "vit_t",
@@ -188,6 +196,7 @@ def build_model(
             upscale_input=spec.upscale_input,
             instance_head=_build_instance_head() if spec.instance_head else None,
             decoder_window=spec.decoder_window,
+            inference=spec.inference,
         )
         if devctx.type != "meta":
             gen = torch.Generator().manual_seed(seed if seed is not None else 0)

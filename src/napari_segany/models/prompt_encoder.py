@@ -1,7 +1,8 @@
 """SAM's prompt encoder: points, boxes and low-resolution masks to decoder embeddings.
 
 Coordinates here are SAM's: (x, y) pixels in the resized model input frame (longest side =
-``input_image_size``). Conversion from napari's (row, col) happens in :mod:`napari_segany.inference.prompts`.
+``input_image_size``). Conversion from napari's (row, col) happens in
+:mod:`napari_segany.inference.prompts`.
 """
 
 from __future__ import annotations

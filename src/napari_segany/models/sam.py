@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from napari_segany.models.inference_settings import InferenceSettings
 from napari_segany.models.two_way_transformer import ImageContext
 
 # SAM's pixel statistics on the 0–255 scale (RGB). Not stored in checkpoints.
@@ -37,6 +38,8 @@ class SamModel(nn.Module):
     decoder_window : int, optional
         Side, in tokens, of the embedding window around the prompts that predictors decode on
         (None: the whole embedding). See :meth:`decode`'s ``window``.
+    inference : InferenceSettings, optional
+        How predictors and sessions use this model (default: SAM's).
     """
 
     mask_threshold: float = 0.0
@@ -52,8 +55,10 @@ class SamModel(nn.Module):
         upscale_input: bool = True,
         instance_head: nn.Module | None = None,
         decoder_window: int | None = None,
+        inference: InferenceSettings | None = None,
     ) -> None:
         super().__init__()
+        self.inference = inference if inference is not None else InferenceSettings()
         self.decoder_window = decoder_window
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
@@ -103,11 +108,16 @@ class SamModel(nn.Module):
         self._dense_pe = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, h, w) 0–255 RGB → normalised and zero-padded (B, 3, S, S) at the bottom/right."""
+    def normalize(self, image: torch.Tensor, side: int | None = None) -> torch.Tensor:
+        """(B, 3, h, w) 0–255 RGB → normalised and zero-padded (B, 3, S, S) at the bottom/right.
+
+        ``side`` is the padded size S (default: the model input size); the one place where pixel
+        statistics are applied.
+        """
         image = (image - self.pixel_mean) / self.pixel_std
         h, w = image.shape[-2:]
-        pad = (0, self.image_size - w, 0, self.image_size - h)
+        side = self.image_size if side is None else side
+        pad = (0, side - w, 0, side - h)
         return nn.functional.pad(image, pad)
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import xxhash
 
-from napari_segany.inference.predictor import ImageEmbedding
+from napari_segany.inference.embedding import ImageEmbedding
 
 __all__ = [
     "CacheMismatchError",

@@ -1,8 +1,8 @@
 """Segment a 2D image of any size: tiled embeddings, encoded in the background, prompts anywhere.
 
 A :class:`SegmentationSession` holds one 2D plane (numpy, dask or zarr; never loaded whole), a
-model and a :class:`~napari_segany.image.tiling.TileGrid` chosen from the model's input size. Tiles are
-encoded by :meth:`SegmentationSession.encode`, a generator that yields a
+model and a :class:`~napari_segany.image.tiling.TileGrid` chosen from the model's input size.
+Tiles are encoded by :meth:`SegmentationSession.encode`, a generator that yields a
 :class:`~napari_segany.progress.Progress` per tile (run it in a napari worker, or with
 :func:`~napari_segany.progress.run_with_progress`), or on demand when a prompt needs them.
 Embeddings live in memory or in a zarr store (:mod:`napari_segany.tiled.embedding_cache`).
@@ -21,58 +21,39 @@ crosses a seam comes back whole, in image coordinates.
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Generator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import xxhash
 
+from napari_segany.image.prep import channel_layout, to_rgb_uint8
 from napari_segany.image.prep import intensity_range as _intensity_range
-from napari_segany.image.prep import to_rgb_uint8
 from napari_segany.image.source import ImageSource, open_image
+from napari_segany.image.tiling import Region, TileGrid
+from napari_segany.inference.embedding import ImageEmbedding
+from napari_segany.inference.predictor import Prediction, Predictor
+from napari_segany.inference.prompts import prompt_extent, validate_prompts
 from napari_segany.models.sam import SamModel
-from napari_segany.inference.predictor import ImageEmbedding, Predictor, resize_for_model
 from napari_segany.progress import Progress
-from napari_segany.inference.prompts import validate_prompts
-from napari_segany.image.tiling import Region, Tile, TileGrid
+from napari_segany.tiled.tile_store import TileStore, content_hash
+from napari_segany.tiled.windows import (
+    Window,
+    centred_window,
+    is_cut,
+    mask_extent,
+    union_extent,
+)
 
-__all__ = ["RegionPrediction", "SegmentationSession", "content_hash", "default_batch_size"]
+__all__ = ["RegionPrediction", "SegmentationSession", "Window", "content_hash"]
 
-#: Window embeddings kept in memory for prompts across seams.
-WINDOW_CACHE_SIZE = 4
 #: Windows (tiles or object windows) whose instance maps are kept for later clicks.
 INSTANCE_MAP_WINDOWS = 8
-#: Tile embeddings loaded from a zarr cache kept in memory.
-TILE_CACHE_SIZE = 16
-#: Pixels next to a window edge in which a mask runs into it (one stride-4 mask pixel).
-_EDGE_BAND = 4
-
-
-def default_batch_size(model: SamModel) -> int:
-    """Tiles encoded together by :meth:`SegmentationSession.encode` for this model.
-
-    4 for the embedded convolutional model (measured: 0.71 s per 1024² tile alone, 0.46 s in
-    pairs, 0.385 s in fours on the 2-core CI CPU); 1 for the ViT encoders, whose attention
-    activations take gigabytes per image.
-    """
-    return 4 if model.architecture == "segany_cells" else 1
-
-
-def content_hash(pixels: np.ndarray) -> str:
-    """xxh3-128 hex digest of an array's shape, dtype and bytes (an image tile's identity)."""
-    h = xxhash.xxh3_128()
-    h.update(f"{pixels.shape}|{pixels.dtype.str}|".encode())
-    h.update(np.ascontiguousarray(pixels).data)
-    return h.hexdigest()
 
 
 @dataclass
-class RegionPrediction:
+class RegionPrediction(Prediction):
     """Masks for one prompt, on the part of the image they were decoded on.
 
     Attributes
@@ -84,29 +65,16 @@ class RegionPrediction:
         Predicted IoU of each mask.
     logits : ndarray, shape (K, 256, 256)
         Low-resolution logits, fed back by ``SegmentationSession.predict(previous=...)``.
-    offset : (int, int)
-        Image (row, col) of ``masks[:, 0, 0]``.
-    window : tuple
-        The embedding the masks were decoded on: ``("tile", index)`` or
-        ``("window", row0, col0, row1, col1)``.
     chosen : int, optional
         Candidate picked by other evidence than the predicted IoU (see :attr:`best`).
+    offset : (int, int)
+        Image (row, col) of ``masks[:, 0, 0]``.
+    window : Window
+        The embedding the masks were decoded on: a tile's or a window across seams.
     """
 
-    masks: np.ndarray
-    scores: np.ndarray
-    logits: np.ndarray
-    offset: tuple[int, int]
-    window: tuple
-    chosen: int | None = None
-
-    @property
-    def best(self) -> int:
-        """Index of the mask to show: ``chosen`` when set (see
-        :attr:`napari_segany.inference.predictor.Prediction.best`), else the highest predicted IoU."""
-        if self.chosen is not None:
-            return int(self.chosen)
-        return int(np.argmax(self.scores))
+    offset: tuple[int, int] = field(kw_only=True)
+    window: Window = field(kw_only=True)
 
     def region(self) -> tuple[slice, slice]:
         """Image (row_slice, col_slice) where the masks sit: ``image[region()]`` ↔ ``masks[k]``."""
@@ -133,7 +101,8 @@ class SegmentationSession:
         :func:`napari_segany.image.tiling.default_halo`; an image that fits one input is one tile.
     cache : str or Path, optional
         A ``.zarr`` embeddings store, created, validated and resumed (see
-        :class:`napari_segany.tiled.embedding_cache.EmbeddingCache`). None keeps embeddings in memory.
+        :class:`napari_segany.tiled.embedding_cache.EmbeddingCache`). None keeps embeddings in
+        memory.
     precision : {"fp32", "bf16"}
         Encoder precision (see :class:`napari_segany.Predictor`).
     intensity_range : (low, high) or ndarray (C, 2), optional
@@ -175,13 +144,9 @@ class SegmentationSession:
         self.grid = TileGrid.for_model(self.source.shape, model.image_size, tile_size, halo)
         self._sample_hash: str | None = None
         self._ranges = self._resolve_ranges(intensity_range)
-        self._lock = threading.RLock()
-        self._tiles: dict[int, ImageEmbedding] | OrderedDict = OrderedDict()
-        self._windows: OrderedDict[tuple, ImageEmbedding] = OrderedDict()
-        self._constant: dict[tuple, torch.Tensor] = {}
-        self._current: tuple | None = None
+        self._current: Window | None = None
         # instance maps the predictor computed per window, kept while it decodes elsewhere
-        self._instance_maps: OrderedDict[tuple, dict] = OrderedDict()
+        self._instance_maps: OrderedDict[Window, dict] = OrderedDict()
         self.cache = None
         if cache is not None:
             from napari_segany.tiled.embedding_cache import EmbeddingCache, session_signature
@@ -190,6 +155,14 @@ class SegmentationSession:
             self.cache = EmbeddingCache.open(
                 cache, signature, len(self.grid), overwrite=overwrite_cache, dtype=cache_dtype
             )
+        self.store = TileStore(
+            model,
+            precision,
+            self.grid,
+            self._rgb,
+            lambda region: self.source.read(*region),
+            self.cache,
+        )
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -216,8 +189,6 @@ class SegmentationSession:
 
     def _resolve_ranges(self, given) -> np.ndarray | None:
         probe = self.source.read(slice(0, 1), slice(0, 1))
-        from napari_segany.image.prep import channel_layout
-
         layout = channel_layout(probe, self.source.prep_channel_axis)
         if layout.passthrough:
             return None
@@ -244,103 +215,11 @@ class SegmentationSession:
 
     def tile_image(self, index: int) -> np.ndarray:
         """The tile's outer pixels as the model sees them: (h, w, 3) uint8."""
-        return self._rgb(self._tile(index).outer)[1]
-
-    def _tile(self, index: int) -> Tile:
-        if not 0 <= int(index) < len(self.grid):
-            raise IndexError(f"tile index {index} out of range for {len(self.grid)} tiles")
-        return self.grid.tiles[int(index)]
-
-    def _embed_rgb(self, rgb: np.ndarray) -> ImageEmbedding:
-        return self._embed_rgbs([rgb])[0]
-
-    def _embed_rgbs(self, rgbs: list[np.ndarray]) -> list[ImageEmbedding]:
-        """Encode (h, w, 3) uint8 images, those of one size in one batch.
-
-        A constant image (empty background) always gives the same features: it is encoded once
-        per value and size and reused.
-        """
-        model = self.model
-        inputs = [resize_for_model(rgb, model.image_size, model.upscale_input) for rgb in rgbs]
-        features: list[torch.Tensor | None] = [None] * len(rgbs)
-        keys: list[tuple | None] = [None] * len(rgbs)
-        for i, rgb in enumerate(rgbs):
-            flat = rgb.reshape(-1, 3)
-            if (flat == flat[0]).all():
-                keys[i] = (tuple(int(v) for v in flat[0]), rgb.shape[:2])
-                features[i] = self._constant.get(keys[i])
-        groups: dict[tuple, list[int]] = {}
-        copies: dict[int, int] = {}  # constant image -> an identical one encoded in this call
-        first_of_key: dict[tuple, int] = {}
-        for i, x in enumerate(inputs):
-            if features[i] is not None:
-                continue
-            if keys[i] is not None:
-                if keys[i] in first_of_key:
-                    copies[i] = first_of_key[keys[i]]
-                    continue
-                first_of_key[keys[i]] = i
-            groups.setdefault(tuple(x.shape), []).append(i)
-        for members in groups.values():
-            batch = torch.cat([inputs[i] for i in members]).to(model.device)
-            out = self._predictor.encode(batch).cpu()
-            for k, i in enumerate(members):
-                features[i] = out[k : k + 1].clone()
-                if keys[i] is not None:
-                    self._constant[keys[i]] = features[i]
-        for i, source in copies.items():
-            features[i] = features[source]
-        return [
-            ImageEmbedding(
-                features=f,
-                original_size=(int(rgb.shape[0]), int(rgb.shape[1])),
-                input_size=(int(x.shape[2]), int(x.shape[3])),
-                architecture=model.architecture,
-            )
-            for f, rgb, x in zip(features, rgbs, inputs, strict=True)
-        ]
-
-    def _encode_tile(
-        self, index: int, remember: bool = True, pixels: tuple | None = None
-    ) -> ImageEmbedding:
-        """Encode one tile and store it (in the zarr cache, if any, else in memory).
-
-        With a zarr cache, ``remember=False`` keeps it out of the in-memory LRU, so a long
-        background run does not grow memory or push out the tiles prompts are using.
-        ``pixels`` is the tile's ``(raw, rgb)`` when already read.
-        """
-        raw, rgb = self._rgb(self._tile(index).outer) if pixels is None else pixels
-        embedding = self._embed_rgb(rgb)
-        self._store_tile(index, embedding, raw, remember)
-        return embedding
-
-    def _store_tile(self, index: int, embedding: ImageEmbedding, raw, remember: bool) -> None:
-        with self._lock:
-            if self.cache is not None:
-                self.cache.write(index, embedding, content_hash(raw))
-            if remember or self.cache is None:
-                self._remember_tile(index, embedding)
-
-    def _cached_tile(self, index: int) -> ImageEmbedding | None:
-        """The zarr cache's embedding of a tile, verified against the tile's pixels, or None."""
-        if self.cache is None or not self.cache.is_done(index):
-            return None
-        raw = self.source.read(*self._tile(index).outer)
-        return self.cache.read(index, content_hash(raw))
-
-    def _remember_tile(self, index: int, embedding: ImageEmbedding) -> None:
-        self._tiles[index] = embedding
-        if self.cache is not None:
-            self._tiles.move_to_end(index)
-            while len(self._tiles) > TILE_CACHE_SIZE:
-                self._tiles.popitem(last=False)
-
-    def _available(self, index: int) -> bool:
-        return index in self._tiles or (self.cache is not None and self.cache.is_done(index))
+        return self._rgb(self.store.tile(index).outer)[1]
 
     def is_encoded(self, region: Region | None = None) -> bool:
         """True when every tile meeting ``region`` (default: the whole image) is available."""
-        return all(self._available(i) for i in self.grid.tiles_meeting(region))
+        return all(self.store.available(i) for i in self.grid.tiles_meeting(region))
 
     def encode(
         self,
@@ -361,9 +240,9 @@ class SegmentationSession:
             hash of their image pixels) and recompute damaged or stale ones. Without it, cached
             tiles are checked only when a prompt uses them.
         batch_size : int, optional
-            Tiles encoded together. Default :func:`default_batch_size`: 4 for the embedded
-            model, whose encoder runs 1.8× faster per tile in batches of 4 on a 2-core CPU,
-            1 for the ViTs, whose activations are large.
+            Tiles encoded together. Default: the model's ``inference.encode_batch_size`` (4 for
+            the embedded model, whose encoder runs faster per tile in batches; 1 for the ViTs,
+            whose activations are large).
 
         Yields
         ------
@@ -373,56 +252,12 @@ class SegmentationSession:
         Closing the generator cancels between tiles; tiles finished so far stay available (and
         written to the zarr cache, if any), so a later ``encode()`` resumes.
         """
-        size = default_batch_size(self.model) if batch_size is None else int(batch_size)
-        if size < 1:
-            raise ValueError(f"batch_size must be 1 or more, got {batch_size}")
-        total = len(self.grid)
-        order = self.grid.order(priority)
-        if verify and self.cache is not None:
-            for index in order:
-                if self.cache.is_done(index) and self._cached_tile(index) is None:
-                    self.cache.forget(index)
-        todo = [i for i in order if not self._available(i)]
-        done = total - len(todo)
-        if not todo:
-            return
-        batches = [todo[k : k + size] for k in range(0, len(todo), size)]
-
-        def read(batch: list[int]) -> list[tuple]:
-            return [self._rgb(self.grid.tiles[i].outer) for i in batch]
-
-        # The next batch is read and scaled in a thread while this one is encoded (torch
-        # releases the GIL), so reading the image costs (almost) no time.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as reader:
-            upcoming = reader.submit(read, batches[0])
-            for k, batch in enumerate(batches):
-                pixels = upcoming.result()
-                if k + 1 < len(batches):
-                    upcoming = reader.submit(read, batches[k + 1])
-                # a prompt may have encoded some meanwhile
-                needed = [j for j, i in enumerate(batch) if not self._available(i)]
-                embeddings = self._embed_rgbs([pixels[j][1] for j in needed])
-                for j, embedding in zip(needed, embeddings, strict=True):
-                    self._store_tile(batch[j], embedding, pixels[j][0], remember=False)
-                for _ in batch:
-                    done += 1
-                    yield Progress(done, total, f"encoding tile {done}/{total}")
+        size = self.model.inference.encode_batch_size if batch_size is None else int(batch_size)
+        return self.store.encode(priority, verify, size)
 
     def tile_embedding(self, index: int) -> ImageEmbedding:
         """The embedding of one tile, loaded from the cache or encoded now if needed."""
-        self._tile(index)
-        with self._lock:
-            embedding = self._tiles.get(index)
-            if embedding is not None:
-                if self.cache is not None:
-                    self._tiles.move_to_end(index)
-                return embedding
-        embedding = self._cached_tile(index)
-        if embedding is not None:
-            with self._lock:
-                self._remember_tile(index, embedding)
-            return embedding
-        return self._encode_tile(index)
+        return self.store.tile_embedding(index)
 
     # -- prompts -----------------------------------------------------------------------------
     def predict(
@@ -462,17 +297,17 @@ class SegmentationSession:
         pts, labels, bx = validate_prompts(self.shape, points, point_labels, box)
         if pts is None and bx is None:
             raise ValueError("Give at least one prompt: points or a box.")
-        extent = _extent(pts, bx)
+        extent = tuple(float(v) for v in prompt_extent(pts, bx))
         prompts = (pts, labels, bx, prompt_views)
         window = None
-        if previous is not None and self._holds(previous.window, extent):
+        if previous is not None and previous.window.rect.holds(extent):
             window = previous.window
         elif len(self.grid) == 1:
-            window = ("tile", 0)
+            window = self.store.tile_window(0)
         else:
             tile = self.grid.tile_at((extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2)
-            if self._holds(("tile", tile.index), extent):
-                window = ("tile", tile.index)
+            if self.store.tile_window(tile.index).rect.holds(extent):
+                window = self.store.tile_window(tile.index)
         result = None
         if window is not None:
             result = self._decode(window, prompts, previous, multimask)
@@ -488,110 +323,26 @@ class SegmentationSession:
             result = self._decode(window, prompts, previous, multimask)
             if not self._is_cut(result):
                 break
-            window = self._centred_window(_union(extent, _mask_extent(result)))
+            best = result.masks[result.best]
+            window = self._centred_window(union_extent(extent, mask_extent(best, result.offset)))
         return result
 
-    def _window_bounds(self, window: tuple) -> tuple[int, int, int, int]:
-        if window[0] == "tile":
-            if not 0 <= window[1] < len(self.grid):
-                return (0, 0, 0, 0)
-            rows, cols = self.grid.tiles[window[1]].outer
-            return rows.start, cols.start, rows.stop, cols.stop
-        return tuple(window[1:5])
-
-    def _holds(self, window, extent) -> bool:
-        """The window contains the prompts' extent (pixel centres)."""
-        if not isinstance(window, tuple) or len(window) < 2:
-            return False
-        r0, c0, r1, c1 = self._window_bounds(window)
-        return r0 <= extent[0] and c0 <= extent[1] and extent[2] <= r1 - 1 and extent[3] <= c1 - 1
-
     def _is_cut(self, result: RegionPrediction) -> bool:
-        """The best mask runs into an edge of its window that is not the image border.
+        return is_cut(result.masks[result.best], result.offset, self.shape)
 
-        An edge counts when the mask, within ``_EDGE_BAND`` pixels of it, covers at least
-        ``max(4, 0.05 * sqrt(area))`` of its pixels: a few stray pixels touching the edge are
-        not a cut object, and an object poking out by less than that has lost a negligible
-        sliver (a chord of 0.05 × its diameter hides about 0.1 % of its radius). The band
-        allows for models that stop a mask a pixel or two before where their input ends.
-        """
-        mask = result.masks[result.best]
-        area = int(mask.sum())
-        if area == 0:
-            return False
-        need = max(4.0, 0.05 * np.sqrt(area))
-        h, w = mask.shape
-        r, c = result.offset
-        H, W = self.shape
-        band = _EDGE_BAND
-        edges = (
-            (r > 0, mask[:band].any(axis=0)),
-            (r + h < H, mask[-band:].any(axis=0)),
-            (c > 0, mask[:, :band].any(axis=1)),
-            (c + w < W, mask[:, -band:].any(axis=1)),
+    def _centred_window(self, span) -> Window:
+        return centred_window(
+            span, self.shape, self.grid.tile_size, self.grid.halo, self.store.recent_windows
         )
-        return any(inside and int(line.sum()) >= need for inside, line in edges)
 
-    def _centred_window(self, span) -> tuple:
-        """A window of the tile size (larger if ``span`` needs it) centred on ``span``.
-
-        ``span`` is (row0, col0, row1, col1) in image pixels. The window keeps a margin of the
-        halo around it (at least 16 px) where the image allows. A window already in the LRU that
-        holds the span with half that margin is reused; otherwise the new window's corner is
-        snapped to a grid of half the margin, so nearby prompts share windows.
-        """
-        H, W = self.shape
-        margins = [max(m, 16) for m in self.grid.halo]
-        for cached in reversed(self._windows):
-            r0, c0, r1, c1 = cached[1:5]
-            if all(
-                (start == 0 or start <= lo - m // 2) and (stop == size or hi + 1 + m // 2 <= stop)
-                for start, stop, lo, hi, m, size in (
-                    (r0, r1, span[0], span[2], margins[0], H),
-                    (c0, c1, span[1], span[3], margins[1], W),
-                )
-            ):
-                return cached
-        bounds = []
-        for lo, hi, size, tile, margin in (
-            (span[0], span[2], H, self.grid.tile_size[0], margins[0]),
-            (span[1], span[3], W, self.grid.tile_size[1], margins[1]),
-        ):
-            snap = max(1, margin // 2)
-            need = int(np.ceil(hi - lo)) + 1 + 2 * margin + snap
-            side = min(size, max(tile, need))
-            start = snap * round(((lo + hi) / 2 - side / 2) / snap)
-            start = min(max(start, 0), size - side)
-            bounds.append((start, start + side))
-        (r0, r1), (c0, c1) = bounds
-        return ("window", r0, c0, r1, c1)
-
-    def _window_embedding(self, window: tuple) -> ImageEmbedding:
-        if window[0] == "tile":
-            return self.tile_embedding(window[1])
-        with self._lock:
-            embedding = self._windows.get(window)
-            if embedding is not None:
-                self._windows.move_to_end(window)
-                return embedding
-        r0, c0, r1, c1 = window[1:5]
-        embedding = self._embed_rgb(self._rgb((slice(r0, r1), slice(c0, c1)))[1])
-        with self._lock:
-            self._windows[window] = embedding
-            while len(self._windows) > WINDOW_CACHE_SIZE:
-                self._windows.popitem(last=False)
-        return embedding
-
-    def _decode(self, window, prompts, previous, multimask) -> RegionPrediction:
+    def _decode(self, window: Window, prompts, previous, multimask) -> RegionPrediction:
         pts, labels, bx, views = prompts
-        embedding = self._window_embedding(window)
-        r0, c0 = self._window_bounds(window)[:2]
+        embedding = self.store.window_embedding(window)
+        r0, c0 = window.rect.origin
         if self._current != window:
 
-            def read_rgb(row, col, rows, cols):  # window pixels → the crop the model sees
-                return self._rgb(
-                    (slice(r0 + row, r0 + row + rows), slice(c0 + col, c0 + col + cols))
-                )[1]
+            def read_rgb(rect):  # window pixels → the crop the model sees
+                return self._rgb(rect.shifted(r0, c0).slices)[1]
 
             if self._current is not None:
                 self._instance_maps[self._current] = self._predictor.instance_maps
@@ -617,30 +368,7 @@ class SegmentationSession:
             masks=prediction.masks,
             scores=prediction.scores,
             logits=prediction.logits,
+            chosen=prediction.chosen,
             offset=(int(r0), int(c0)),
             window=window,
-            chosen=prediction.chosen,
         )
-
-
-def _extent(pts, bx) -> tuple[float, float, float, float]:
-    """(row_min, col_min, row_max, col_max) of all prompt coordinates."""
-    coords = []
-    if pts is not None:
-        coords.append(pts)
-    if bx is not None:
-        coords.append(bx.reshape(2, 2))
-    allc = np.concatenate(coords)
-    return (*allc.min(axis=0).tolist(), *allc.max(axis=0).tolist())
-
-
-def _mask_extent(result: RegionPrediction) -> tuple[int, int, int, int]:
-    mask = result.masks[result.best]
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    r, c = result.offset
-    return (r + rows[0], c + cols[0], r + rows[-1], c + cols[-1])
-
-
-def _union(a, b):
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))

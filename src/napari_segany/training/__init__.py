@@ -1,1 +1,7 @@
-"""Training of the embedded cell model on synthetic images (not imported by the plugin)."""
+"""Training of the embedded cell model on synthetic images (not imported by the plugin).
+
+Two command-line trainers sit on shared lower modules: ``train_embedded`` (the whole model) and
+``train_instance_head`` (the head alone, encoder frozen); ``common`` (schedule, ``--stop-at``,
+checkpoints, options), ``data`` (scenes and the model input), ``losses``, ``prompt_sampling`` and
+``instance_targets``. The recipe is in ``docs/training.md``.
+"""

@@ -1,9 +1,13 @@
-"""Losses for promptable mask prediction (as in SAM's training: focal + dice, IoU regression)."""
+"""Losses: promptable masks (as in SAM's training: focal + dice, IoU regression), instance head."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from napari_segany.models.instance_head import CENTRE, FOREGROUND
+from napari_segany.training.instance_targets import centre_map
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -60,3 +64,19 @@ def prompt_loss(
         actual_iou = mask_iou(logits > 0, t > 0.5)
     iou_loss = F.mse_loss(iou_pred, actual_iou)
     return chosen + iou_loss, best
+
+
+def head_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Loss of full-resolution instance-head logits (B, 2, H, W) against labels (B, H, W).
+
+    Binary cross-entropy + dice on the foreground, plus twice the binary cross-entropy of the
+    centre map against :func:`~napari_segany.training.instance_targets.centre_map`.
+    """
+    fg_target = (labels > 0).float()
+    centre_target = torch.as_tensor(
+        np.stack([centre_map(lab) for lab in labels.cpu().numpy()]), device=logits.device
+    )
+    fg = logits[:, FOREGROUND]
+    fg_loss = F.binary_cross_entropy_with_logits(fg, fg_target) + dice_loss(fg, fg_target).mean()
+    centre_loss = F.binary_cross_entropy_with_logits(logits[:, CENTRE], centre_target)
+    return fg_loss + 2 * centre_loss

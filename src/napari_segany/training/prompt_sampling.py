@@ -1,8 +1,8 @@
 """Prompts sampled the way annotators click, from ground-truth instance masks.
 
 All coordinates are (row, col) pixels of the training crop; conversion to SAM's (x, y) happens in
-the training loop through :func:`napari_segany.inference.prompts.to_model_frame`'s convention (columns
-first), in one place.
+the training loop, in one place, with the convention of
+:func:`napari_segany.inference.prompts.to_model_frame` (columns first).
 """
 
 from __future__ import annotations

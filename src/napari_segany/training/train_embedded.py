@@ -16,30 +16,40 @@ How one step works
   trained on small crops works on full 1024² inputs.
 * Loss per round: 20·focal + dice of the best candidate, plus MSE of the predicted IoU.
 * Models with an instance head also learn foreground and centre maps of every scene
-  (:func:`napari_segany.training.train_instance_head.head_loss`, weight ``head_weight``), so the
-  image encoder serves prompts and automatic segmentation alike.
+  (:func:`napari_segany.training.losses.head_loss`, weight ``head_weight``), so the image
+  encoder serves prompts and automatic segmentation alike.
+
+The recipe of the shipped weights is in ``docs/training.md``, their history in
+``docs/history.md``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.image.prep import to_rgb_uint8
 from napari_segany.models.architectures import build_model
-from napari_segany.models.checkpoint import ARCH_KEY
 from napari_segany.models.loading import resolve_device
 from napari_segany.models.sam import SamModel
 from napari_segany.training import prompt_sampling as ps
-from napari_segany.training.losses import mask_iou, prompt_loss
+from napari_segany.training.common import (
+    export_weights,
+    learning_rate_at,
+    load_state,
+    parse_config,
+    save_state,
+    state_path,
+    stop_step,
+)
+from napari_segany.training.data import Scene, draw_scene, model_input, pad_like_inference
+from napari_segany.training.losses import head_loss, mask_iou, prompt_loss
+
+__all__ = ["TrainConfig", "export_weights", "main", "train", "training_step"]
 
 ARCHITECTURE = "segany_cells"
 PROMPT_KINDS = ("point", "points", "box", "box+point")
@@ -68,47 +78,6 @@ class TrainConfig:
     max_pad: int = 96
     init: str = ""
     stop_at: int = 0  # stop after this step (0: at ``steps``); the schedule still spans ``steps``
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class Scene:
-    """One training crop: RGB (H, W, 3) uint8 as the model sees it, and instance labels.
-
-    ``padding`` (rows, cols) at the bottom and right are not image: the model input there is
-    the padding an image smaller than the model input gets (0 after normalisation).
-    """
-
-    rgb: np.ndarray
-    labels: np.ndarray
-    padding: tuple[int, int] = (0, 0)
-
-
-def pad_like_inference(scene: Scene, rng, probability: float, max_pad: int) -> Scene:
-    """Turn the bottom/right strips of a crop into model-input padding, with ``probability``.
-
-    Images smaller than the model input (and tiles at the image's bottom/right border) are
-    padded; training on such crops teaches the model that objects end at the padding, so
-    objects near those borders are segmented as well as elsewhere. Labels under the padding
-    become background (objects there are cut, as in the real image).
-    """
-    if max_pad <= 0 or rng.random() >= probability:
-        return scene
-    pad_r, pad_c = (int(v) for v in rng.integers(0, max_pad + 1, size=2))
-    labels = scene.labels.copy()
-    if pad_r:
-        labels[-pad_r:] = 0
-    if pad_c:
-        labels[:, -pad_c:] = 0
-    return Scene(scene.rgb, labels, (pad_r, pad_c))
-
-
-def draw_scene(seed: int, size: int, held_out: bool = False) -> Scene:
-    """Generate one synthetic scene and convert it like an image at inference time."""
-    from napari_segany.synthetic import generate_scene
-
-    scene = generate_scene((size, size), seed=seed, held_out=held_out)
-    return Scene(to_rgb_uint8(scene.raw), np.asarray(scene.labels))
 
 
 @dataclass
@@ -218,19 +187,9 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
     offsets = (offsets_tokens * 16).astype(np.float64)[scene_of]
     origin_xy = torch.as_tensor(offsets[:, ::-1].copy(), dtype=torch.float32, device=device)
 
-    rgb = torch.as_tensor(np.stack([s.rgb for s in scenes]), device=device)
-    x = (rgb.permute(0, 3, 1, 2).float() - model.pixel_mean) / model.pixel_std
-    for k, scene in enumerate(scenes):
-        pad_r, pad_c = scene.padding
-        if pad_r:
-            x[k, :, -pad_r:] = 0
-        if pad_c:
-            x[k, :, :, -pad_c:] = 0
-    scene_embeddings = model.image_encoder(x)
+    scene_embeddings = model.image_encoder(model_input(model, scenes))
     head_term = torch.zeros((), device=device)
     if model.has_instance_head and cfg.head_weight > 0:
-        from napari_segany.training.train_instance_head import head_loss
-
         maps = F.interpolate(
             model.instance_head(scene_embeddings), size=(size, size), mode="bilinear"
         )
@@ -278,65 +237,24 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
     }
 
 
-def learning_rate_at(step: int, cfg) -> float:
-    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay to 0 at ``cfg.steps``.
-
-    ``cfg`` is any training config with ``lr``, ``warmup`` and ``steps``.
-    """
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def stop_step(cfg) -> int:
-    """The step a run ends at: ``cfg.stop_at`` when set (≤ ``cfg.steps``), else ``cfg.steps``.
-
-    A run stopped early this way equals an interrupted run of ``cfg.steps`` steps, so recipes
-    that were stopped by hand can be rerun exactly.
-    """
-    if cfg.stop_at < 0 or cfg.stop_at > cfg.steps:
-        raise ValueError(f"stop_at must be between 0 and steps ({cfg.steps}), got {cfg.stop_at}")
-    return cfg.stop_at or cfg.steps
-
-
-def export_weights(model: SamModel, path: Path, cfg: TrainConfig, step: int) -> None:
-    """Write the inference checkpoint (float16 weights), via a temporary file and a rename."""
-    state = {
-        k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu()
-        for k, v in model.state_dict().items()
-    }
-    payload = {
-        ARCH_KEY: ARCHITECTURE,
-        "model_state": state,
-        "training": json.dumps({"config": asdict(cfg), "step": step}),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-
-
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; returns the path of the exported weights."""
     stop = stop_step(cfg)  # a bad --stop-at fails before any work
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
-    state_path = out.with_name(out.name + ".state")
+    state_file = state_path(out)
     model = build_model(ARCHITECTURE, seed=cfg.seed).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
-    if cfg.init and not state_path.exists():
+    if cfg.init and not state_file.exists():
         from napari_segany.models.checkpoint import read_checkpoint
 
         weights, _ = read_checkpoint(Path(cfg.init))
         model.load_state_dict(weights, strict=True)
         print(f"initialised from {cfg.init}")
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    if state_file.exists():
+        start = load_state(state_file, model, optimizer, device)
         print(f"resuming from step {start}")
     rng = np.random.default_rng([cfg.seed, start])
     t0, recent = time.perf_counter(), []
@@ -363,32 +281,13 @@ def train(cfg: TrainConfig) -> Path:
             model.eval()
             export_weights(model, out, cfg, step + 1)
             model.train()
-            tmp = state_path.with_name(state_path.name + ".tmp")
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step + 1,
-                },
-                tmp,
-            )
-            tmp.replace(state_path)
+            save_state(state_file, model, optimizer, step + 1)
     return out
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = TrainConfig()
-    for name, value in asdict(defaults).items():
-        if isinstance(value, dict):
-            continue
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    values = {k: v for k, v in vars(args).items() if k != "threads"}
-    path = train(TrainConfig(**values))
+    """Run ``python -m napari_segany.training.train_embedded``: one option per config field."""
+    path = train(parse_config(TrainConfig, __doc__.splitlines()[0], argv))
     print(f"weights written to {path}")
 
 

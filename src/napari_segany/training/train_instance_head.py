@@ -12,29 +12,28 @@ image's full resolution (the head's stride-4 logits are upsampled bilinearly, as
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.models.architectures import ARCHITECTURES, build_model
+from napari_segany.models.architectures import build_model
 from napari_segany.models.checkpoint import read_checkpoint
-from napari_segany.models.instance_head import CENTRE, FOREGROUND
 from napari_segany.models.loading import resolve_device
 from napari_segany.models.sam import SamModel
-from napari_segany.training.instance_targets import centre_map
-from napari_segany.training.losses import dice_loss
-from napari_segany.training.train_embedded import (
-    draw_scene,
+from napari_segany.training.common import (
     export_weights,
     learning_rate_at,
+    parse_config,
     stop_step,
 )
+from napari_segany.training.data import draw_scene, model_input
+from napari_segany.training.losses import head_loss
+
+__all__ = ["HeadConfig", "main", "model_with_head", "train"]
 
 
 @dataclass
@@ -57,26 +56,13 @@ class HeadConfig:
 
 
 def model_with_head(base_weights: str | Path, device) -> SamModel:
-    """The embedded architecture with an instance head; everything but the head from a file."""
-    spec = dataclasses.replace(ARCHITECTURES["segany_cells"], instance_head=True)
-    model = build_model(spec, seed=0)
+    """The embedded architecture (it has an instance head); everything but the head from a file."""
+    model = build_model("segany_cells", seed=0)
     state, _ = read_checkpoint(Path(base_weights))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("instance_head.") for k in missing):
         raise ValueError(f"{base_weights} is not a segany_cells checkpoint")
     return model.to(device)
-
-
-def head_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Loss of full-resolution head logits (B, 2, H, W) against instance labels (B, H, W)."""
-    fg_target = (labels > 0).float()
-    centre_target = torch.as_tensor(
-        np.stack([centre_map(lab) for lab in labels.cpu().numpy()]), device=logits.device
-    )
-    fg = logits[:, FOREGROUND]
-    fg_loss = F.binary_cross_entropy_with_logits(fg, fg_target) + dice_loss(fg, fg_target).mean()
-    centre_loss = F.binary_cross_entropy_with_logits(logits[:, CENTRE], centre_target)
-    return fg_loss + 2 * centre_loss
 
 
 def train(cfg: HeadConfig) -> Path:
@@ -100,11 +86,9 @@ def train(cfg: HeadConfig) -> Path:
             for i in range(cfg.scenes_per_step)
         ]
         scenes = [draw_scene(s, cfg.crop) for s in seeds]
-        rgb = torch.as_tensor(np.stack([s.rgb for s in scenes]), device=device)
         labels = torch.as_tensor(np.stack([s.labels for s in scenes]).astype(np.int64))
         with torch.no_grad():
-            x = (rgb.permute(0, 3, 1, 2).float() - model.pixel_mean) / model.pixel_std
-            embedding = model.image_encoder(x)
+            embedding = model.image_encoder(model_input(model, scenes))
         logits = head(embedding)
         logits = F.interpolate(logits, size=(cfg.crop, cfg.crop), mode="bilinear")
         loss = head_loss(logits, labels)
@@ -130,18 +114,13 @@ def train(cfg: HeadConfig) -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, value in asdict(HeadConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not args.base:
+    """Run ``python -m napari_segany.training.train_instance_head``: one option per field."""
+    cfg = parse_config(HeadConfig, __doc__.splitlines()[0], argv)
+    if not cfg.base:
         from napari_segany.models.download import resolve_model_path
 
-        args.base = str(resolve_model_path("segany_cells")[0])  # the shipped embedded model
-    path = train(HeadConfig(**{k: v for k, v in vars(args).items() if k != "threads"}))
+        cfg = replace(cfg, base=str(resolve_model_path("segany_cells")[0]))  # the shipped model
+    path = train(cfg)
     print(f"weights written to {path}")
 
 

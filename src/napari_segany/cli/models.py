@@ -1,34 +1,21 @@
-"""Command line interface: ``napari-segany <command> ...`` (also ``python -m napari_segany``).
-
-Each subcommand is a pair of functions: ``add_<command>_parser(subparsers)`` builds its parser
-and sets ``func`` to ``run_<command>(args) -> int``. To add a command, write the pair and append
-the builder to `SUBCOMMANDS`.
-
-This module must import fast: torch and the model code are imported only inside the commands that
-need them.
-"""
+"""``napari-segany models``: list the known models, or download some into the model cache."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from napari_segany import __version__
-from napari_segany.cli_embed import add_embed_parser
-from napari_segany.cli_segment import add_segment_parser
+from napari_segany.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-__all__ = ["SUBCOMMANDS", "add_models_parser", "build_parser", "main", "run_models"]
-
-# exit codes
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-
-# --------------------------------------------------------------------------------------------
-# models
+__all__ = [
+    "add_models_parser",
+    "download_models",
+    "format_models_table",
+    "model_rows",
+    "run_models",
+]
 
 
 def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -197,54 +184,3 @@ def download_models(names: Sequence[str]) -> int:
             continue
         print(f"{info.name}: {path}")
     return status
-
-
-# --------------------------------------------------------------------------------------------
-# parser and entry point
-
-#: Builders of the subcommand parsers, in the order shown by ``--help``.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
-    add_models_parser,
-    add_segment_parser,
-    add_embed_parser,
-]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every subcommand of `SUBCOMMANDS`.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The ``napari-segany`` parser.
-    """
-    parser = argparse.ArgumentParser(
-        prog="napari-segany",
-        description="Segment Anything for microscopy: model management and batch tools.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    for add_parser in SUBCOMMANDS:
-        add_parser(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Arguments without the program name; ``sys.argv[1:]`` when None.
-
-    Returns
-    -------
-    int
-        The exit code (argparse itself exits with 2 on a usage error).
-    """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    return args.func(args)

@@ -1,8 +1,8 @@
 """``napari-segany embed``: compute the tiled embeddings of an image into a zarr cache.
 
-The cache is what :class:`napari_segany.tiled.session.SegmentationSession` (and so the napari widget)
-opens with ``cache=``: prompts on the image are then answered without encoding. Rerunning the
-command resumes an interrupted run and repairs damaged tiles.
+The cache is what :class:`napari_segany.tiled.session.SegmentationSession` (and so the napari
+widget) opens with ``cache=``: prompts on the image are then answered without encoding. Rerunning
+the command resumes an interrupted run and repairs damaged tiles.
 
 Imports only argparse at module level, so ``napari-segany --help`` stays fast.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 130
+from napari_segany.cli._common import EXIT_INTERRUPTED, EXIT_OK, fail
 
 
 def _plane(text: str):
@@ -72,18 +72,14 @@ def add_embed_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 def run_embed(args: argparse.Namespace) -> int:
     """Run the ``embed`` command; returns the exit code (errors are printed without traceback)."""
-    from napari_segany.tiled.embedding_cache import EmbeddingCacheError
     from napari_segany.image.source import ImageSourceError, open_image
     from napari_segany.models.checkpoint import CheckpointError
     from napari_segany.models.download import ModelDownloadError
     from napari_segany.models.loading import load_model
     from napari_segany.models.registry import DEFAULT_MODEL
     from napari_segany.progress import run_with_progress
+    from napari_segany.tiled.embedding_cache import EmbeddingCacheError
     from napari_segany.tiled.session import SegmentationSession
-
-    def fail(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_FAILURE
 
     try:
         source = open_image(args.image, channel_axis=args.channel_axis, plane=args.plane)

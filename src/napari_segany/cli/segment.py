@@ -1,6 +1,8 @@
 """``napari-segany segment``: automatic segmentation of image files to TIFF or OME-Zarr labels.
 
-Imports only argparse at module level, so ``napari-segany --help`` stays fast.
+The defaults of the segmentation options are those of
+:class:`~napari_segany.automatic.params.AutomaticParams`: an option left out is not passed on.
+Imports no torch at module level, so ``napari-segany --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_segany.automatic.params import VIEWS
+from napari_segany.automatic.params import FLIPS, METHODS, AutomaticParams
+from napari_segany.automatic.point_grid import PointGridParams
+from napari_segany.cli._common import EXIT_OK, fail
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+#: Options passed on to :meth:`AutomaticParams.from_options` when given (dest names).
+SEGMENTATION_OPTIONS = ("method", "points_per_side", "min_size", "flips")
 LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")
 #: Images with more pixels than this are labelled into a temporary zarr array on disk instead
 #: of memory, then streamed into the output.
@@ -40,18 +45,34 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--halo", type=int, default=None, help="tile overlap margin in pixels")
     parser.add_argument(
         "--method",
-        default="auto",
-        choices=("auto", "instance_head", "point_grid"),
-        help="instance_head (fast, embedded model) or point_grid (any SAM model)",
+        choices=METHODS,
+        help="instance_head (fast, embedded model) or point_grid (any SAM model) "
+        f"(default: {AutomaticParams.method})",
     )
-    parser.add_argument("--points-per-side", type=int, default=32, help="point grid density")
-    parser.add_argument("--min-size", type=int, default=10, help="smallest object in pixels")
     parser.add_argument(
+        "--points-per-side",
+        type=int,
+        help=f"point grid density (default: {PointGridParams.points_per_side})",
+    )
+    parser.add_argument(
+        "--min-size",
+        type=int,
+        help=f"smallest object in pixels (default: {AutomaticParams.min_size})",
+    )
+    parser.add_argument(
+        "--flips",
+        type=int,
+        choices=FLIPS,
+        help="instance head: average the maps of this many flipped views of each tile "
+        f"(default: {AutomaticParams.flips})",
+    )
+    parser.add_argument(  # the old name of --flips
         "--views",
         type=int,
-        default=4,
-        choices=VIEWS,
-        help="instance head: average the maps of this many flipped views of each tile (default 4)",
+        choices=FLIPS,
+        dest="flips",
+        action=_DeprecatedViews,
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--channel-axis", type=int, default=None, help="axis of channels")
     parser.add_argument("--plane", type=int, default=None, help="plane of a stack to segment")
@@ -72,6 +93,17 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_segment)
     return parser
+
+
+class _DeprecatedViews(argparse.Action):
+    """``--views N``: stores ``flips`` and says on stderr that the option was renamed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            "napari-segany segment: --views is deprecated, use --flips (same values)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
@@ -115,8 +147,7 @@ def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
 
 
 def _fail(message: str) -> int:
-    print(f"napari-segany segment: error: {message}", file=sys.stderr)
-    return EXIT_FAILURE
+    return fail(message, prefix="napari-segany segment: error")
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -155,15 +186,9 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def _segment_all(args, sources):
-    from napari_segany.automatic.params import AutomaticParams
     from napari_segany.progress import run_with_progress
 
-    params = AutomaticParams.from_options(
-        method=args.method,
-        points_per_side=args.points_per_side,
-        min_size=args.min_size,
-        views=args.views,
-    )
+    params = segmentation_params(args)
     show = not args.quiet
     if args.scheduler is not None:
         from napari_segany.automatic.distributed import ImageJob, iter_segment_dask
@@ -196,6 +221,12 @@ def _segment_all(args, sources):
         job = iter_segment(session, params, out=out)
         results.append(run_with_progress(job, show=show, description=f"segmenting {name}"))
     return results
+
+
+def segmentation_params(args: argparse.Namespace) -> AutomaticParams:
+    """The `AutomaticParams` of the options given; the dataclass defaults for the others."""
+    given = {name: getattr(args, name) for name in SEGMENTATION_OPTIONS}
+    return AutomaticParams.from_options(**{k: v for k, v in given.items() if v is not None})
 
 
 def _scratch_labels(shape):
