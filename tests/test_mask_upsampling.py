@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_segany.inference.mask_upsampling import MaskUpsampler
 from napari_segany.inference.embedding import resized_size
+from napari_segany.inference.mask_upsampling import MaskUpsampler
 
 #: allowed disagreement with SAM's float32 chain: |value - threshold| <= REF_TOL * logit scale
 REF_TOL = 1e-4

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from napari_segany import Predictor, build_model
+from napari_segany.inference.embedding import resize_for_model
 from napari_segany.models.architectures import Architecture
 from napari_segany.models.loading import model_from_state_dict
-from napari_segany.inference.embedding import resize_for_model
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QSpinBox, QWidget
 
+from napari_segany.models.registry import DEFAULT_MODEL
 from napari_segany.user_settings import DEVICES, AnnotatorSettings
 
 FILE_ITEM = "file"
-DEFAULT_MODEL = "segany_cells"
 
 
 def model_items() -> list[tuple[str, str]]:

@@ -1,4 +1,7 @@
-"""Edits of instance labels, settings and image planes used by the annotator (no display needed)."""
+"""Edits of instance labels, settings, image planes and sample data of the annotator.
+
+No display needed: napari layers without a viewer.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +32,10 @@ def test_commit_takes_the_next_free_id_and_keeps_other_objects():
     assert labels_edit.commit_mask(layer, a, (5, 5)) == 1
     assert labels_edit.commit_mask(layer, a, (10, 10)) == 2
     data = np.asarray(layer.data)
-    assert (data == 1).sum() == a.sum(), "object 1 kept every pixel"
-    assert 0 < (data == 2).sum() < a.sum()
+    first, second = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+    first[5:25, 5:25], second[10:30, 10:30] = a, a
+    assert np.array_equal(data == 1, first), "object 1 kept every pixel"
+    assert np.array_equal(data == 2, second & ~first)
     # overwrite: the new object takes its whole mask
     assert labels_edit.commit_mask(layer, a, (12, 12), overwrite=True) == 3
     assert (np.asarray(layer.data) == 3).sum() == a.sum()
@@ -169,16 +174,22 @@ def test_planes_of_rgb_multichannel_and_stacks():
         current_plane(rgb, channel_axis=0)
 
 
-def test_large_sample_is_generated_block_by_block_on_demand():
-    import time
+def test_large_sample_is_generated_block_by_block_on_demand(monkeypatch):
+    from napari_segany import _sample_data
 
-    from napari_segany._sample_data import make_large_nuclei_sample
+    generated = []
+    generate = _sample_data.generate_nuclei
 
-    start = time.perf_counter()
-    ((image, meta, kind),) = make_large_nuclei_sample()
-    assert time.perf_counter() - start < 1.0, "nothing is generated up front"
+    def counting(shape, *args, **kwargs):
+        generated.append(shape)
+        return generate(shape, *args, **kwargs)
+
+    monkeypatch.setattr(_sample_data, "generate_nuclei", counting)
+    ((image, meta, kind),) = _sample_data.make_large_nuclei_sample()
+    assert generated == [], "nothing is generated up front"
     assert kind == "image" and image.shape == (4096, 4096) and image.dtype == np.uint16
     assert image.chunksize == (1024, 1024) and "contrast_limits" in meta
-    corner = np.asarray(image[1000:1050, 1000:1050])  # generates one block only
-    again = np.asarray(image[1000:1050, 1000:1050])
+    corner = np.asarray(image[100:150, 200:250])
+    assert generated == [(1024, 1024)], "reading inside one block generates that block only"
+    again = np.asarray(image[100:150, 200:250])
     assert np.array_equal(corner, again) and corner.max() > corner.min()

@@ -1,0 +1,111 @@
+"""Make the README's screenshot of the annotator: docs/images/annotator.png.
+
+A real napari window (1400×900) with the sample nuclei, the Segment Anything widget docked, six
+objects committed from box prompts and the preview of a click on a seventh. Runs the embedded
+model on the CPU (about a minute on 2 cores).
+
+Usage (a display is needed; Xvfb on a headless machine)::
+
+    QT_API=pyqt6 xvfb-run -a python scripts/screenshot_widget.py [--output PATH.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "annotator.png"
+WINDOW = (1400, 900)
+COMMITTED = 6
+
+
+def _wait_until(condition, timeout_s: float = 600.0) -> None:
+    from qtpy.QtTest import QTest
+
+    deadline = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"gave up after {timeout_s:.0f} s")
+        QTest.qWait(5)
+
+
+def _click(layer, position) -> None:
+    """A left click on ``layer`` at plane ``position`` (row, col)."""
+    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+    world = np.asarray(layer.data_to_world(position), dtype=float)
+    common = {
+        "position": world,
+        "pos": np.array([10.0, 10.0]),
+        "modifiers": [],
+        "button": 1,
+        "handled": False,
+        "view_direction": None,
+        "dims_displayed": [0, 1],
+        "dims_point": world,
+    }
+    mouse_press_callbacks(layer, SimpleNamespace(type="mouse_press", **common))
+    mouse_release_callbacks(layer, SimpleNamespace(type="mouse_release", **common))
+
+
+def screenshot(output: Path = OUTPUT, show: bool = True) -> np.ndarray:
+    """Build the scene, save the window's screenshot to ``output`` and return it (RGBA)."""
+    os.environ.setdefault("NAPARI_SEGANY_CONFIG_DIR", tempfile.mkdtemp(prefix="segany-shot-"))
+    import napari
+    from qtpy.QtTest import QTest
+
+    from napari_segany._sample_data import make_nuclei_sample
+    from napari_segany._widget import SegmentAnythingWidget
+
+    viewer = napari.Viewer(show=show)
+    try:
+        viewer.window._qt_window.resize(*WINDOW)
+        (image, image_meta, _), (truth, _meta, _) = make_nuclei_sample()
+        viewer.add_image(image, **image_meta)
+        widget = SegmentAnythingWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Segment Anything")
+        widget.device_combo.setCurrentText("cpu")
+        widget.compute_button.click()
+        _wait_until(lambda: widget.session is not None and not widget.jobs.busy())
+
+        def preview_ready():
+            return widget.preview.idle() and widget.prediction is not None
+
+        ids, counts = np.unique(truth[truth > 0], return_counts=True)
+        for target in ids[np.argsort(counts)[::-1][:COMMITTED]]:
+            rows, cols = np.nonzero(truth == target)
+            box = [[rows.min() - 2, cols.min() - 2], [rows.max() + 2, cols.max() + 2]]
+            widget.box_layer.add_rectangles(np.array(box))
+            _wait_until(preview_ready)
+            widget.commit()
+        # a click on the largest object not committed yet: its preview and candidates show
+        free = np.where(np.asarray(widget.labels_layer.data) > 0, 0, truth)
+        ids, counts = np.unique(free[free > 0], return_counts=True)
+        rows, cols = np.nonzero(free == ids[np.argmax(counts)])
+        i = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
+        _click(widget.points_layer, (float(rows[i]), float(cols[i])))
+        _wait_until(preview_ready)
+        viewer.reset_view()
+        QTest.qWait(300)  # let the canvas draw
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return viewer.screenshot(str(output), canvas_only=False, flash=False)
+    finally:
+        viewer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args()
+    shot = screenshot(args.output)
+    print(f"wrote {args.output} ({shot.shape[1]}×{shot.shape[0]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The annotator's panel: its sub-widgets and buttons laid out, without behaviour.
+
+The dock widget (:mod:`napari_segany._qt.widget`) connects the buttons to the annotator.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from napari_segany._qt.candidates import CandidateButtons
+from napari_segany._qt.model_controls import ModelControls
+from napari_segany._qt.pickers import LayerPickers
+
+#: (key, what it does), shown in the widget and the README.
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("click", "add a positive point (prompts layer, add mode)"),
+    ("Shift + click", "add a negative point"),
+    ("T", "toggle negative mode: plain clicks add negative points"),
+    ("R (box prompt layer)", "draw a box"),
+    ("N", "next candidate mask"),
+    ("C", "commit the current object to the segmentation"),
+    ("Shift + C", "clear the prompts"),
+    ("Shift + D", "delete the object under the cursor"),
+    ("Ctrl + Z / Ctrl + Shift + Z", "undo / redo in the segmentation"),
+)
+
+
+def _row(*widgets) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    return row
+
+
+class AnnotatorPanel(QWidget):
+    """Layer pickers, model controls, actions, status line, candidates and the shortcuts.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Whose layers the pickers list.
+    """
+
+    def __init__(self, viewer, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.pickers = LayerPickers(viewer)
+        self.model_controls = ModelControls()
+        layout.addWidget(self.pickers)
+        layout.addWidget(self.model_controls)
+
+        self.compute_button = QPushButton("Compute embeddings")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        layout.addLayout(_row(self.compute_button, self.cancel_button))
+
+        self.status = QLabel("Choose an image and compute its embeddings.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        self.candidates = CandidateButtons()
+        layout.addWidget(self.candidates)
+
+        self.overwrite_check = QCheckBox("Overwrite other objects")
+        self.overwrite_check.setToolTip("Let a new object take pixels of objects already committed")
+        layout.addWidget(self.overwrite_check)
+        self.commit_button = QPushButton("Commit (C)")
+        self.clear_button = QPushButton("Clear (Shift+C)")
+        layout.addLayout(_row(self.commit_button, self.clear_button))
+        self.segment_all_button = QPushButton("Segment all")
+        self.segment_all_button.setToolTip(
+            "Segment every object of the image (after computing embeddings)"
+        )
+        self.segment_all_button.setEnabled(False)
+        layout.addWidget(self.segment_all_button)
+
+        shortcuts = QLabel("<br>".join(f"<b>{key}</b>: {what}" for key, what in SHORTCUTS))
+        shortcuts.setWordWrap(True)
+        shortcuts.setTextFormat(Qt.RichText)
+        layout.addWidget(shortcuts)
+        layout.addStretch(1)
+
+    def say(self, text: str) -> None:
+        """Show ``text`` in the status line."""
+        self.status.setText(text)
+
+    def set_running(self, running: bool) -> None:
+        """Cancel while a job runs, Compute embeddings when none does."""
+        self.cancel_button.setEnabled(running)
+        self.compute_button.setEnabled(not running)
