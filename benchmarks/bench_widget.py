@@ -27,41 +27,10 @@ import os
 import statistics
 import tempfile
 import time
-from types import SimpleNamespace
 
 import numpy as np
 
-
-def wait_until(condition, timeout_s: float = 300.0) -> None:
-    """Run the Qt event loop until ``condition()`` is true (checked between events, as
-    pytest-qt's ``waitUntil`` does: not inside a nested event loop, where a job may be
-    between two steps)."""
-    from qtpy.QtTest import QTest
-
-    deadline = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"gave up after {timeout_s:.0f} s")
-        QTest.qWait(1)
-
-
-def click(layer, position) -> None:
-    """A left click (press + release without moving) on ``layer`` at plane ``position``."""
-    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-
-    world = np.asarray(layer.data_to_world(position), dtype=float)
-    common = {
-        "position": world,
-        "pos": np.array([10.0, 10.0]),
-        "modifiers": [],
-        "button": 1,
-        "handled": False,
-        "view_direction": None,
-        "dims_displayed": [0, 1],
-        "dims_point": world,
-    }
-    mouse_press_callbacks(layer, SimpleNamespace(type="mouse_press", **common))
-    mouse_release_callbacks(layer, SimpleNamespace(type="mouse_release", **common))
+from napari_segany._qt.user_input import click, wait_until
 
 
 def compute(widget) -> None:

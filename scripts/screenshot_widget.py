@@ -14,44 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
+
+from napari_segany._qt.user_input import click, wait_until
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "annotator.png"
 WINDOW = (1400, 900)
 COMMITTED = 6
-
-
-def _wait_until(condition, timeout_s: float = 600.0) -> None:
-    from qtpy.QtTest import QTest
-
-    deadline = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"gave up after {timeout_s:.0f} s")
-        QTest.qWait(5)
-
-
-def _click(layer, position) -> None:
-    """A left click on ``layer`` at plane ``position`` (row, col)."""
-    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-
-    world = np.asarray(layer.data_to_world(position), dtype=float)
-    common = {
-        "position": world,
-        "pos": np.array([10.0, 10.0]),
-        "modifiers": [],
-        "button": 1,
-        "handled": False,
-        "view_direction": None,
-        "dims_displayed": [0, 1],
-        "dims_point": world,
-    }
-    mouse_press_callbacks(layer, SimpleNamespace(type="mouse_press", **common))
-    mouse_release_callbacks(layer, SimpleNamespace(type="mouse_release", **common))
+#: (timeout in seconds, event-loop step in ms) of every wait
+PATIENCE = (600.0, 5)
 
 
 def screenshot(output: Path = OUTPUT, show: bool = True) -> np.ndarray:
@@ -72,7 +45,7 @@ def screenshot(output: Path = OUTPUT, show: bool = True) -> np.ndarray:
         viewer.window.add_dock_widget(widget, name="Segment Anything")
         widget.device_combo.setCurrentText("cpu")
         widget.compute_button.click()
-        _wait_until(lambda: widget.session is not None and not widget.jobs.busy())
+        wait_until(lambda: widget.session is not None and not widget.jobs.busy(), *PATIENCE)
 
         def preview_ready():
             return widget.preview.idle() and widget.prediction is not None
@@ -82,15 +55,15 @@ def screenshot(output: Path = OUTPUT, show: bool = True) -> np.ndarray:
             rows, cols = np.nonzero(truth == target)
             box = [[rows.min() - 2, cols.min() - 2], [rows.max() + 2, cols.max() + 2]]
             widget.box_layer.add_rectangles(np.array(box))
-            _wait_until(preview_ready)
+            wait_until(preview_ready, *PATIENCE)
             widget.commit()
         # a click on the largest object not committed yet: its preview and candidates show
         free = np.where(np.asarray(widget.labels_layer.data) > 0, 0, truth)
         ids, counts = np.unique(free[free > 0], return_counts=True)
         rows, cols = np.nonzero(free == ids[np.argmax(counts)])
         i = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
-        _click(widget.points_layer, (float(rows[i]), float(cols[i])))
-        _wait_until(preview_ready)
+        click(widget.points_layer, (float(rows[i]), float(cols[i])))
+        wait_until(preview_ready, *PATIENCE)
         viewer.reset_view()
         QTest.qWait(300)  # let the canvas draw
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from napari_segany._qt.user_input import click
 
 os.environ["NAPARI_ENSURE_PLUGIN_MAIN_THREAD"] = "1"
 
@@ -72,25 +73,6 @@ def box_around(truth: np.ndarray, target: int, margin: int = 2) -> np.ndarray:
     return np.array(
         [[rows.min() - margin, cols.min() - margin], [rows.max() + margin, cols.max() + margin]]
     )
-
-
-def click(layer, position, modifiers=()) -> None:
-    """A left click (press + release without moving) on ``layer`` at plane ``position``."""
-    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-
-    world = np.asarray(layer.data_to_world(position), dtype=float)
-    common = {
-        "position": world,
-        "pos": np.array([10.0, 10.0]),
-        "modifiers": list(modifiers),
-        "button": 1,
-        "handled": False,
-        "view_direction": None,
-        "dims_displayed": [0, 1],
-        "dims_point": world,
-    }
-    mouse_press_callbacks(layer, SimpleNamespace(type="mouse_press", **common))
-    mouse_release_callbacks(layer, SimpleNamespace(type="mouse_release", **common))
 
 
 class Annotator:

@@ -127,6 +127,20 @@ def _gated(widget, monkeypatch) -> _GatedPredict:
     return gated
 
 
+def _click_while_decodes_wait(nuclei, make_annotator, qtbot, monkeypatch):
+    """Encode, hold every decode at a gate, click the largest nucleus' centre and wait until
+    its decode has started. Returns (annotator, gated predict, the click's (row, col))."""
+    _image, truth = nuclei
+    ui = make_annotator()
+    ui.compute()
+    gated = _gated(ui.widget, monkeypatch)
+    gated.gate.clear()
+    _target, centre = ui.centre_of_largest(truth)
+    ui.click(centre)
+    qtbot.waitUntil(gated.entered.is_set, timeout=WAIT_MS)
+    return ui, gated, centre
+
+
 def test_preview_decodes_the_embedding_first_then_the_prompt_views(
     nuclei, make_annotator, monkeypatch
 ):
@@ -149,15 +163,8 @@ def test_preview_decodes_the_embedding_first_then_the_prompt_views(
 def test_preview_of_a_moving_point_decodes_only_the_newest_prompts(
     nuclei, make_annotator, qtbot, monkeypatch
 ):
-    _image, truth = nuclei
-    ui = make_annotator()
+    ui, gated, centre = _click_while_decodes_wait(nuclei, make_annotator, qtbot, monkeypatch)
     widget = ui.widget
-    ui.compute()
-    gated = _gated(widget, monkeypatch)
-    gated.gate.clear()
-    _target, centre = ui.centre_of_largest(truth)
-    ui.click(centre)
-    qtbot.waitUntil(gated.entered.is_set, timeout=WAIT_MS)
     ui.click((centre[0] + 1, centre[1]))  # while the first decode runs
     ui.click((centre[0] + 2, centre[1]))
     assert widget.preview.pending and widget.preview.running()
@@ -170,15 +177,8 @@ def test_preview_of_a_moving_point_decodes_only_the_newest_prompts(
 
 
 def test_a_decode_of_cleared_prompts_is_not_shown(nuclei, make_annotator, qtbot, monkeypatch):
-    _image, truth = nuclei
-    ui = make_annotator()
+    ui, gated, _centre = _click_while_decodes_wait(nuclei, make_annotator, qtbot, monkeypatch)
     widget = ui.widget
-    ui.compute()
-    gated = _gated(widget, monkeypatch)
-    gated.gate.clear()
-    _target, centre = ui.centre_of_largest(truth)
-    ui.click(centre)
-    qtbot.waitUntil(gated.entered.is_set, timeout=WAIT_MS)
     widget.clear_prompts()  # while the decode runs
     gated.gate.set()
     qtbot.waitUntil(lambda: not widget.preview.running(), timeout=WAIT_MS)

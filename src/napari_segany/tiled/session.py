@@ -306,8 +306,9 @@ class SegmentationSession:
             window = self.store.tile_window(0)
         else:
             tile = self.grid.tile_at((extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2)
-            if self.store.tile_window(tile.index).rect.holds(extent):
-                window = self.store.tile_window(tile.index)
+            tile_window = self.store.tile_window(tile.index)
+            if tile_window.rect.holds(extent):
+                window = tile_window
         result = None
         if window is not None:
             result = self._decode(window, prompts, previous, multimask)
