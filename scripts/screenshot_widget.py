@@ -1,6 +1,7 @@
 """Make the README's screenshot of the annotator: docs/images/annotator.png.
 
-A real napari window (1400×900) with the sample nuclei, the Segment Anything widget docked, six
+A real napari window at napari's default size (two thirds of the screen: 853×651 on Xvfb's
+1280×1024 screen) with the sample nuclei, the Segment Anything widget docked, six
 objects committed from box prompts and the preview of a click on a seventh. Runs the embedded
 model on the CPU (about a minute on 2 cores).
 
@@ -21,7 +22,6 @@ import numpy as np
 from napari_segany._qt.user_input import click, wait_until
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "annotator.png"
-WINDOW = (1400, 900)
 COMMITTED = 6
 #: (timeout in seconds, event-loop step in ms) of every wait
 PATIENCE = (600.0, 5)
@@ -29,7 +29,10 @@ PATIENCE = (600.0, 5)
 
 def screenshot(output: Path = OUTPUT, show: bool = True) -> np.ndarray:
     """Build the scene, save the window's screenshot to ``output`` and return it (RGBA)."""
-    os.environ.setdefault("NAPARI_SEGANY_CONFIG_DIR", tempfile.mkdtemp(prefix="segany-shot-"))
+    settings = Path(tempfile.mkdtemp(prefix="segany-shot-"))
+    os.environ.setdefault("NAPARI_SEGANY_CONFIG_DIR", str(settings))
+    # fresh napari settings: napari's default window size, not one a session saved
+    os.environ.setdefault("NAPARI_CONFIG", str(settings / "napari.yaml"))
     import napari
     from qtpy.QtTest import QTest
 
@@ -38,14 +41,13 @@ def screenshot(output: Path = OUTPUT, show: bool = True) -> np.ndarray:
 
     viewer = napari.Viewer(show=show)
     try:
-        viewer.window._qt_window.resize(*WINDOW)
         (image, image_meta, _), (truth, _meta, _) = make_nuclei_sample()
         viewer.add_image(image, **image_meta)
         widget = SegmentAnythingWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Segment Anything")
         widget.device_combo.setCurrentText("cpu")
         widget.compute_button.click()
-        wait_until(lambda: widget.session is not None and not widget.jobs.busy(), *PATIENCE)
+        wait_until(lambda: widget.ready(), *PATIENCE)
 
         def preview_ready():
             return widget.preview.idle() and widget.prediction is not None

@@ -7,11 +7,23 @@ cannot be installed here. A stub package stands in for it, only inside the test 
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+# napari saves its settings file on every change (make_napari_viewer resets the settings, the
+# plugin adds reader preferences): point it at a throwaway file before anything imports
+# napari.settings, so no test run reads or writes the user's own napari settings.
+_NAPARI_CONFIG_DIR = tempfile.mkdtemp(prefix="napari-segany-tests-")
+os.environ["NAPARI_CONFIG"] = str(Path(_NAPARI_CONFIG_DIR) / "settings.yaml")
+atexit.register(shutil.rmtree, _NAPARI_CONFIG_DIR, ignore_errors=True)
 
 
 def _install_torchvision_stub() -> None:

@@ -145,9 +145,9 @@ def test_cli_many_images_into_a_folder_as_ome_zarr(image_file, model_file, tmp_p
     assert code == 0
     from napari_segany.labels_io import load_labels
 
-    labels, _ = load_labels(folder / "other_labels.zarr")
+    labels, _ = load_labels(folder / "other.labels.zarr")
     assert np.asarray(labels).shape == (200, 150)
-    assert (folder / "nuclei_labels.zarr").is_dir()
+    assert (folder / "nuclei.labels.zarr").is_dir()
 
 
 def test_cli_never_overwrites_without_flag(image_file, model_file, tmp_path, capsys):

@@ -47,7 +47,9 @@ def test_same_signature_reuses_every_tile(tmp_path, random_cells_model, noise_im
     )
 
 
-_PREPROCESSING = "it was made with different intensity scaling, precision or storage dtype"
+_PREPROCESSING = (
+    "it was made with different intensity scaling, channels, precision or storage dtype"
+)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +63,7 @@ _PREPROCESSING = "it was made with different intensity scaling, precision or sto
             "it was made with a different tile size or halo",
         ),
         ("range", ["preprocessing.intensity_range"], _PREPROCESSING),
+        ("channel", ["preprocessing.channel"], _PREPROCESSING),
         ("precision", ["preprocessing.encoder_precision"], _PREPROCESSING),
     ],
 )
@@ -81,6 +84,8 @@ def test_any_mismatch_is_refused_then_recomputed_with_overwrite(
         kwargs.update(tile_size=96, halo=8)
     elif change == "range":
         kwargs.update(intensity_range=(0, 5000))
+    elif change == "channel":
+        kwargs.update(channel=0)  # of a grayscale image: the same pixels, still another read
     else:
         kwargs.update(precision="bf16")
     with pytest.raises(CacheMismatchError) as info:

@@ -1,6 +1,7 @@
-"""napari reader and writer contributions for label images.
+"""napari reader and writer contributions for label images, called directly (no viewer).
 
-The viewer round trip is marked ``gui``; run it with ``xvfb-run -a pytest -m gui ...``.
+Tests through a napari viewer (reader choice, Save All Layers, the image behind the table) are in
+``tests/_qt/test_napari_io.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tifffile
 import zarr
 
 from napari_segany._reader import napari_get_reader, read_labels
-from napari_segany._writer import write_labels
+from napari_segany._writer import write_labels, write_layers
 from napari_segany.labels_io import load_labels, save_labels
 
 
@@ -53,20 +54,55 @@ def foreign_files(tmp_path, rng):
             }
         ],
     }
-    return [image_tif, junk_tif, text, float_zarr, not_zarr, image_zarr]
+    float_labels = tmp_path / "floats.labels.tif"  # named as labels, but holds no IDs
+    tifffile.imwrite(float_labels, rng.random((30, 30), dtype=np.float32))
+    rgb_labels = tmp_path / "rgb.labels.tif"
+    tifffile.imwrite(
+        rgb_labels, rng.integers(0, 255, (30, 30, 3)).astype(np.uint8), photometric="rgb"
+    )
+    junk_labels = tmp_path / "junk.labels.tif"
+    junk_labels.write_bytes(b"this is not a tiff")
+    return [
+        image_tif,
+        junk_tif,
+        text,
+        float_zarr,
+        not_zarr,
+        image_zarr,
+        float_labels,
+        rgb_labels,
+        junk_labels,
+    ]
 
 
 def test_reader_getter_returns_none_for_what_it_cannot_read(tmp_path, foreign_files):
     for path in foreign_files:
         assert napari_get_reader(str(path)) is None, path
     assert napari_get_reader(str(tmp_path / "missing.tif")) is None
+    assert napari_get_reader(str(tmp_path / "missing.labels.tif")) is None
     assert napari_get_reader(str(tmp_path / "missing.zarr")) is None
     assert napari_get_reader(None) is None
     assert napari_get_reader([]) is None
     assert napari_get_reader(12345) is None
 
 
-@pytest.mark.parametrize("suffix", [".tif", ".tiff", ".zarr", ".ome.zarr"])
+def test_reader_opens_any_integer_tiff_named_labels(tmp_path, labels):
+    """A file named *.labels.tif is a label image, whoever wrote it."""
+    path = tmp_path / "theirs.labels.tif"
+    tifffile.imwrite(path, labels.astype(np.uint16))
+    assert napari_get_reader(str(path)) is not None
+    # the same pixels without the name are an image: left to napari's reader
+    plain = tmp_path / "theirs.tif"
+    tifffile.imwrite(plain, labels.astype(np.uint16))
+    assert napari_get_reader(str(plain)) is None
+    [(data, kwargs, kind)] = read_labels(str(path))
+    assert (kind, kwargs["name"]) == ("labels", "theirs")
+    np.testing.assert_array_equal(data, labels.astype(np.uint16))
+
+
+@pytest.mark.parametrize(
+    "suffix", [".labels.tif", ".labels.tiff", ".tif", ".tiff", ".zarr", ".ome.zarr"]
+)
 def test_reader_opens_what_we_write_with_its_scale(tmp_path, labels, suffix):
     path = tmp_path / f"cells{suffix}"
     save_labels(path, labels, scale=(0.5, 0.25), table=False)
@@ -131,11 +167,11 @@ def test_reader_keeps_large_labels_on_disk_as_a_multiscale(tmp_path, monkeypatch
     np.testing.assert_array_equal(data[0][...], labels)
 
 
-@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+@pytest.mark.parametrize("suffix", [".labels.tif", ".tif", ".zarr"])
 def test_writer_saves_a_layer_and_its_table(tmp_path, labels, suffix):
     meta = {"scale": np.array([0.5, 0.5]), "units": ("micrometer", "micrometer"), "name": "cells"}
     path = tmp_path / f"out{suffix}"
-    written = write_labels(str(path), labels, meta)
+    written = write_labels(str(path), labels, meta)  # exactly where napari asks
     assert written == [str(path), str(tmp_path / "out_objects.csv")]
     data, meta_back = load_labels(path)
     np.testing.assert_array_equal(data, labels)
@@ -160,22 +196,6 @@ def test_writer_maps_napari_pixel_units_and_features(tmp_path, labels):
         assert tif.pages[0].resolutionunit == tifffile.RESUNIT.NONE
 
 
-@pytest.mark.gui
-@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
-def test_napari_save_and_open_round_trip(make_napari_viewer, tmp_path, labels, suffix):
-    viewer = make_napari_viewer()
-    viewer.add_labels(labels, scale=(0.5, 0.25), units="micrometer", name="cells")
-    path = tmp_path / f"saved{suffix}"
-    written = viewer.layers.save(str(path), selected=True, plugin="napari-segany")
-    assert Path(written[0]) == path and path.exists()
-    viewer.layers.clear()
-    layers = viewer.open(str(path), plugin="napari-segany")
-    assert len(layers) == 1 and layers[0]._type_string == "labels"
-    np.testing.assert_array_equal(np.asarray(layers[0].data), labels)
-    assert tuple(layers[0].scale) == pytest.approx((0.5, 0.25))
-    assert [str(u) for u in layers[0].units] == ["micrometer", "micrometer"]
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_reader_opens_labels_written_by_ome_zarr_py(tmp_path):
     ome_writer = pytest.importorskip("ome_zarr.writer")
@@ -188,3 +208,103 @@ def test_reader_opens_labels_written_by_ome_zarr_py(tmp_path):
     [(data, kwargs, kind)] = napari_get_reader(str(path))(str(path))
     assert (kind, kwargs["name"]) == ("labels", "nuclei")
     np.testing.assert_array_equal(data, labels)
+
+
+def _layer(data, name, kind, **meta):
+    return data, {"name": name, "scale": (1.0,) * np.ndim(data), **meta}, kind
+
+
+def test_writer_without_a_format_extension_appends_labels_tif(tmp_path, labels):
+    written = write_labels(str(tmp_path / "cells"), labels, {"name": "cells"})
+    assert written == [str(tmp_path / "cells.labels.tif"), str(tmp_path / "cells_objects.csv")]
+    written = write_labels(str(tmp_path / "more.labels"), labels, {"name": "cells"})
+    assert written[0] == str(tmp_path / "more.labels.tif")
+
+
+def test_writer_saves_every_labels_layer_and_reports_the_others(tmp_path, labels, caplog):
+    layers = [
+        _layer(labels.astype(np.uint16), "image", "image"),
+        _layer(labels, "cells", "labels"),
+        _layer(np.array([[1.0, 2.0]]), "prompts", "points"),
+        _layer(labels > 0, "mask / v2", "labels"),
+    ]
+    with caplog.at_level("INFO", logger="napari_segany._writer"):
+        written = write_layers(str(tmp_path / "all.labels.tif"), layers)
+    assert written == [
+        str(tmp_path / "all_cells.labels.tif"),
+        str(tmp_path / "all_cells_objects.csv"),
+        str(tmp_path / "all_mask_v2.labels.tif"),
+        str(tmp_path / "all_mask_v2_objects.csv"),
+    ]
+    np.testing.assert_array_equal(load_labels(written[2])[0], labels > 0)
+    assert "'image' (image), 'prompts' (points)" in caplog.text
+    assert "'cells' → all_cells.labels.tif" in caplog.text
+
+
+def test_writer_puts_several_layers_into_an_ome_zarr_image(tmp_path, labels):
+    image = tmp_path / "image.ome.zarr"
+    group = zarr.open_group(str(image), mode="w")
+    group.create_array("0", shape=labels.shape, dtype=np.uint8)
+    group.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
+                ],
+            }
+        ],
+    }
+    layers = [_layer(labels, "cells", "labels"), _layer(labels > 0, "cells", "labels")]
+    write_layers(str(image), layers)
+    names = [kw["name"] for _, kw, _ in read_labels(str(image))]
+    assert names == ["cells", "cells_2"]
+
+
+def test_writer_measures_the_image_it_is_given(tmp_path, labels, rng):
+    pd = pytest.importorskip("pandas")
+
+    image = rng.integers(0, 1000, labels.shape).astype(np.uint16)
+    stack = np.stack([image * 0, image])  # a stack: no viewer says which plane
+    layers = [
+        _layer(image, "nuclei", "image"),
+        _layer(stack, "stack", "image"),
+        _layer(labels, "cells", "labels"),
+    ]
+    _, table = write_layers(str(tmp_path / "cells.labels.tif"), layers)
+    rows = pd.read_csv(table).set_index("id")
+    for i in (1, 70000):
+        assert rows.loc[i, "mean_intensity"] == pytest.approx(image[labels == i].mean())
+    # without an image that fits, the table has no intensity column
+    _, table = write_layers(str(tmp_path / "alone.labels.tif"), layers[1:])
+    assert "mean_intensity" not in pd.read_csv(table).columns
+
+
+def test_manifest_reader_claims_the_patterns_we_prefer():
+    npe2 = pytest.importorskip("npe2")
+    from napari_segany._qt.reader_preference import READER_PATTERNS
+
+    manifest = npe2.PluginManifest.from_distribution("napari-segany")
+    [reader] = manifest.contributions.readers
+    assert tuple(reader.filename_patterns) == READER_PATTERNS
+    assert not reader.accepts_directories  # npe2 would offer every folder to it
+    assert manifest.on_activate == "napari_segany._qt.reader_preference:activate"
+    [writer] = manifest.contributions.writers
+    assert writer.filename_extensions[0] == ".labels.tif"  # what napari appends by default
+
+
+def test_writer_refuses_layers_without_labels(tmp_path, labels):
+    with pytest.raises(ValueError, match="select a Labels layer"):
+        write_layers(str(tmp_path / "x.labels.tif"), [_layer(labels, "image", "image")])
+    assert not list(tmp_path.iterdir())
+
+
+def test_layers_with_the_same_name_get_files_of_their_own(tmp_path, labels):
+    layers = [_layer(labels, n, "labels") for n in ("a", "a_2", "a")]
+    written = write_layers(str(tmp_path / "x.tif"), layers)
+    assert [Path(p).name for p in written[::2]] == [
+        "x_a.labels.tif",
+        "x_a_2.labels.tif",
+        "x_a_3.labels.tif",
+    ]

@@ -1,10 +1,19 @@
-"""napari reader: label images saved by napari-segany (TIFF, OME-Zarr) and plain zarr labels.
+"""napari reader: label images saved by napari-segany (TIFF), and zarr labels when called directly.
 
-The getter claims only what it can read as labels, so it never hijacks ordinary images:
+napari hands this reader only files named ``*.labels.tif`` / ``*.labels.tiff`` (the manifest's
+``filename_patterns``), so ordinary TIFFs and folders stay with napari's own reader and napari
+never asks which reader to use for them. napari's builtin reader also matches ``*.labels.tif``:
+:mod:`napari_segany._qt.reader_preference` records napari-segany as the preferred reader for
+those names in napari's settings, whenever the plugin is used.
 
-* ``.tif``/``.tiff`` files carrying napari-segany's label marker in their description;
+The getter takes:
+
+* ``*.labels.tif``/``*.labels.tiff`` files holding integer IDs (ours carry their pixel size);
+* any TIFF carrying napari-segany's label marker, whatever its name (when called directly);
 * ``.zarr`` stores that are OME-Zarr label images, OME-Zarr images with a ``labels/`` group
-  (one Labels layer per listed label image), or plain zarr arrays of integers.
+  (one Labels layer per listed label image), or plain zarr arrays of integers. napari does not
+  route folders here: npe2 offers a folder to every reader that accepts folders, whatever its
+  name (npe2 issue 155), so claiming folders would make napari ask for every ``.zarr``.
 
 Label images larger than 512 MiB stay on disk (read-only, multiscale when the store has
 levels); smaller ones are loaded into memory so they can be edited.
@@ -25,8 +34,12 @@ _IN_MEMORY_LIMIT = 512 * 2**20
 def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
     """Return :func:`read_labels` if every path is a label image we can read, else None.
 
-    Never raises: anything unexpected means "not ours".
+    Never raises: anything unexpected means "not ours". Being asked also records the reader
+    preference for ``*.labels.tif`` in napari's settings, so napari stops asking.
     """
+    from napari_segany._qt.reader_preference import register_reader_preference
+
+    register_reader_preference()
     try:
         paths = [path] if isinstance(path, str | os.PathLike) else list(path)
         if paths and all(_readable(Path(p)) for p in paths):
@@ -39,9 +52,11 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
 def _readable(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
-        from napari_segany.labels_io import is_segany_tiff
+        from napari_segany.labels_io import is_label_tiff, is_labels_file_name, is_segany_tiff
 
-        return path.is_file() and is_segany_tiff(path)
+        if not path.is_file():
+            return False
+        return is_label_tiff(path) if is_labels_file_name(path) else is_segany_tiff(path)
     if suffix == ".zarr" and path.is_dir():
         return bool(_zarr_label_names(path))
     return False
@@ -82,10 +97,10 @@ def read_labels(path: str | list[str]) -> list[LayerData]:
 
 
 def _tiff_layer(path: Path) -> LayerData:
-    from napari_segany.labels_io import read_tiff_labels
+    from napari_segany.labels_io import labels_stem, read_tiff_labels
 
     data, meta = read_tiff_labels(path)
-    kwargs: dict[str, Any] = {"name": path.name.split(".")[0], "metadata": _plain(meta)}
+    kwargs: dict[str, Any] = {"name": labels_stem(path), "metadata": _plain(meta)}
     if meta.get("scale"):
         kwargs["scale"] = tuple(meta["scale"])
     if meta.get("unit"):
@@ -96,7 +111,7 @@ def _tiff_layer(path: Path) -> LayerData:
 def _zarr_layer(path: Path, name: str | None) -> LayerData:
     import numpy as np
 
-    from napari_segany.labels_io import read_ome_zarr_labels
+    from napari_segany.labels_io import labels_stem, read_ome_zarr_labels
 
     data, meta = read_ome_zarr_labels(path, name=name, lazy=True)
     levels = meta.get("levels") or [data]
@@ -104,7 +119,7 @@ def _zarr_layer(path: Path, name: str | None) -> LayerData:
         data = np.asarray(data[...])
     elif len(levels) > 1 and all(lv.ndim == data.ndim for lv in levels):
         data = levels
-    title = name or path.name.split(".")[0]  # the label's name inside an image, else the file
+    title = name or labels_stem(path)  # the label's name inside an image, else the file's
     kwargs: dict[str, Any] = {"name": title, "metadata": _plain(meta)}
     if meta.get("scale"):
         kwargs["scale"] = tuple(meta["scale"])

@@ -89,14 +89,16 @@ class Annotator:
         """Press "Compute embeddings" and wait until every tile is encoded."""
         widget = self.widget
         widget.compute_button.click()
-        self.qtbot.waitUntil(
-            lambda: widget.session is not None and not widget.jobs.busy(), timeout=WAIT_MS
-        )
+        self.qtbot.waitUntil(lambda: widget.ready(), timeout=WAIT_MS)
         assert widget.session.is_encoded(), widget.status.text()
 
     def wait_idle(self) -> None:
-        """Wait until no blocking job runs."""
-        self.qtbot.waitUntil(lambda: not self.widget.jobs.busy(), timeout=WAIT_MS)
+        """Wait until no blocking job runs and no layer is being added (Compute adds the
+        layers before it starts its jobs)."""
+        widget = self.widget
+        self.qtbot.waitUntil(
+            lambda: not (widget.jobs.busy() or widget.layers.adding()), timeout=WAIT_MS
+        )
 
     def click(self, position, modifiers=()) -> None:
         click(self.widget.points_layer, position, modifiers)

@@ -122,9 +122,9 @@ def test_delete_object_and_write_instances_are_single_undo_steps():
     assert np.array_equal(np.asarray(layer.data), before)
 
     auto = np.zeros((64, 64), dtype=np.uint32)
-    auto[_disk((64, 64), (20, 22), 6)] = 5  # overlaps object 1
+    auto[_disk((64, 64), (20, 26), 6)] = 5  # over object 1, its free part compact
     auto[_disk((64, 64), (45, 45), 6)] = 9
-    assert labels_edit.write_instances(layer, auto) == 2
+    assert labels_edit.write_instances(layer, auto).kept == 2
     data = np.asarray(layer.data)
     assert np.array_equal(data[before == 1], before[before == 1])
     assert set(np.unique(data)) == {0, 1, 2, 3}

@@ -100,12 +100,14 @@ def test_rgb_and_multichannel_images(viewer, make_annotator, kind):
         viewer.add_image(np.stack([image, image // 3]), name="two channels")
     ui = make_annotator()
     widget = ui.widget
+    # a multichannel image's axes; an RGB image's R, G, B and mean (its default: automatic)
+    assert widget.channel_combo.isEnabled()
     if kind == "multichannel":
-        assert widget.channel_combo.isEnabled()
-        widget.channel_combo.setCurrentIndex(widget.channel_combo.findData(0))
-    else:
-        assert not widget.channel_combo.isEnabled()
+        widget.channel_combo.setCurrentIndex(widget.channel_combo.findText("axis 0 (2)"))
+        assert widget.panel.pickers.channel_axis() == 0
     ui.compute()
+    if kind == "rgb":  # two channels with signal: the RGB image is read whole
+        assert widget.session.channel is None
     assert widget.plane.shape == truth.shape
     assert widget.labels_layer.data.shape == truth.shape
     _target, centre = ui.centre_of_largest(truth)
@@ -119,20 +121,21 @@ def test_reopening_a_file_uses_its_cached_embeddings(
     make_napari_viewer_proxy, make_annotator, tmp_path, monkeypatch
 ):
     tifffile = pytest.importorskip("tifffile")
-    from napari_segany.models.sam import SamModel
     from napari_segany.synthetic import generate_nuclei
+    from napari_segany.tiled.tile_store import TileStore
 
     monkeypatch.setenv("NAPARI_SEGANY_EMBEDDINGS", str(tmp_path / "embeddings"))
     path = tmp_path / "cells.tif"
     tifffile.imwrite(path, generate_nuclei((384, 384), n_objects=30, seed=5)[0])
     encoded = []
-    encode = SamModel.encode_image
+    encode = TileStore.encode_batch
 
     def counting(self, batch):
         encoded.append(batch.shape[0])  # tiles are encoded in batches
         return encode(self, batch)
 
-    monkeypatch.setattr(SamModel, "encode_image", counting)  # every image-encoder run
+    # every tile encoded (the flipped views a click's instance map needs are not tiles)
+    monkeypatch.setattr(TileStore, "encode_batch", counting)
 
     first = make_napari_viewer_proxy()
     first.open(path, plugin="napari")

@@ -46,12 +46,17 @@ class SegmentationEdits:
 
     def commit(self) -> int:
         """Write the chosen candidate of the current object with the next free ID; 0 if no pixel
-        was free."""
+        was free, or if the preview is empty (e.g. no signal under the click): then nothing is
+        written, not even an empty object ID."""
         a = self.annotation
+        mask = a.prediction.masks[a.candidate]
+        if not mask.any():
+            self.say("Nothing to commit: the preview is empty.")
+            return 0
         self.prepare_layers()
         label = labels_edit.commit_mask(
             self.layers.labels_layer,
-            a.prediction.masks[a.candidate],
+            mask,
             a.prediction.offset,
             a.plane.leading,
             overwrite=self.overwrite(),
@@ -80,12 +85,34 @@ class SegmentationEdits:
             self.layers.labels_layer.redo()
 
     def write_instances(self, session, plane, result) -> None:
-        """Add the objects of "segment all" (``result.labels``), unless the image changed."""
+        """Add the objects of "segment all" (``result.labels``), unless the image changed.
+
+        Without "Overwrite other objects" they are fitted around the objects already there
+        (:func:`napari_segany.automatic.clip_to_free`), keeping the run's ``min_size``; when
+        none is written, the status says why and what to try.
+        """
         if session is not self.annotation.session:
             self.say("The image changed; automatic segmentation was not written.")
             return
+        if not session.has_signal:
+            self.say(
+                "Segment all: the image has no signal (every pixel has the same value); "
+                "check Image and Channels."
+            )
+            return
+        from napari_segany.automatic import AutomaticParams
+
         self.prepare_layers()
-        count = labels_edit.write_instances(
-            self.layers.labels_layer, result.labels, plane.leading, overwrite=self.overwrite()
+        # a result without its settings was found with the defaults
+        params = getattr(result, "params", None) or AutomaticParams()
+        overwrite = self.overwrite()
+        written = labels_edit.write_instances(
+            self.layers.labels_layer,
+            result.labels,
+            plane.leading,
+            overwrite=overwrite,
+            min_size=params.min_size,
         )
-        self.say(f"Segment all: added {count} objects (Ctrl+Z undoes them).")
+        self.say(
+            labels_edit.segment_all_message(written, min_size=params.min_size, overwrite=overwrite)
+        )

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_segany.image.channels import MEAN
+
 
 class ImageSourceError(ValueError):
     """The chosen layer cannot be segmented; the message says why and what to do."""
@@ -30,7 +32,11 @@ class Plane:
     label_shape : tuple of int
         Shape of an instance Labels layer that fits the whole layer (channels removed).
     key : tuple
-        Identifies the plane (layer, indices, channel axis), to reuse embeddings.
+        Identifies the plane (layer, indices, channel axis, channel), to reuse embeddings.
+    channel : int, "mean" or None
+        Channel segmented alone as a grayscale image (0, 1, 2 = R, G, B of an RGB layer) or
+        the mean of R, G and B; None: automatic (see
+        :func:`napari_segany.image.channels.grayscale_channel`).
     """
 
     data: object
@@ -38,6 +44,7 @@ class Plane:
     leading: tuple[int, ...]
     label_shape: tuple[int, ...]
     key: tuple
+    channel: int | str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -55,7 +62,19 @@ def channel_axes(layer) -> list[int]:
     return list(range(max(0, layer.ndim - 2)))
 
 
-def current_plane(layer, dims_point=None, channel_axis: int | None = None) -> Plane:
+def rgb_channels(layer) -> list[tuple[str, int | str]]:
+    """(name, channel) of what can be segmented alone in an RGB layer: R, G, B and their mean.
+
+    Empty for other layers; alpha is never offered.
+    """
+    if not layer.rgb:
+        return []
+    return [("R", 0), ("G", 1), ("B", 2), ("mean of R, G, B", MEAN)]
+
+
+def current_plane(
+    layer, dims_point=None, channel_axis: int | None = None, channel: int | str | None = None
+) -> Plane:
     """The plane of ``layer`` the viewer currently shows.
 
     Parameters
@@ -66,11 +85,14 @@ def current_plane(layer, dims_point=None, channel_axis: int | None = None) -> Pl
         ``viewer.dims.point`` (world coordinates of the slider positions).
     channel_axis : int, optional
         Axis of the layer's data holding channels (see :func:`channel_axes`).
+    channel : int or "mean", optional
+        For an RGB layer, the channel segmented alone (see :func:`rgb_channels`); None:
+        automatic.
 
     Raises
     ------
     ImageSourceError
-        For a layer that is not an image, an empty image, or a bad channel axis.
+        For a layer that is not an image, an empty image, a bad channel axis or channel.
     """
     from napari.layers import Image
 
@@ -86,6 +108,11 @@ def current_plane(layer, dims_point=None, channel_axis: int | None = None) -> Pl
         raise ImageSourceError(
             f"axis {channel_axis} of {layer.name!r} cannot hold channels; "
             f"choose one of {channel_axes(layer)} or none"
+        )
+    if channel is not None and channel not in [c for _, c in rgb_channels(layer)]:
+        raise ImageSourceError(
+            f"{layer.name!r} has no channel {channel!r} to segment alone; only RGB layers have "
+            "(R, G, B or their mean)"
         )
     if n_plane < 2 or (channel_axis is not None and n_plane < 3):
         raise ImageSourceError(f"{layer.name!r} has no 2D plane (shape {shape}).")
@@ -112,7 +139,8 @@ def current_plane(layer, dims_point=None, channel_axis: int | None = None) -> Pl
         channel_axis=plane_channel_axis,
         leading=tuple(index),
         label_shape=label_shape,
-        key=(id(getattr(layer, "__wrapped__", layer)), tuple(index), channel_axis),
+        key=(id(getattr(layer, "__wrapped__", layer)), tuple(index), channel_axis, channel),
+        channel=channel,
     )
 
 

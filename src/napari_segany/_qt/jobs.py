@@ -72,8 +72,6 @@ class Jobs(QObject):
         """
         from napari.qt.threading import create_worker
 
-        if progress is not None:
-            self.open_progress(total, progress)
         worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         # a plain function's worker has no yielded or aborted signal
         for name, callback in (("yielded", yielded), ("returned", returned), ("aborted", aborted)):
@@ -87,6 +85,8 @@ class Jobs(QObject):
             self.running_changed.emit(True)
         else:
             self._blocking.discard(slot)
+        if progress is not None:  # once in its slot: showing the bar processes Qt events
+            self.open_progress(total, progress)
         worker.start()
         return worker
 
@@ -116,10 +116,17 @@ class Jobs(QObject):
 
     # -- progress bar -------------------------------------------------------------------------
     def open_progress(self, total: int, description: str) -> None:
+        """Show a progress bar, or reuse the one shown (a new bar costs napari a redraw of its
+        activity dock, a few hundred ms on the main thread)."""
         from napari.utils import progress
 
-        self.close_progress()
-        self._pbar = progress(total=total, desc=description)
+        if self._pbar is None:
+            self._pbar = progress(total=total, desc=description)
+            return
+        pbar = self._pbar  # it may close meanwhile
+        pbar.set_description(description)
+        pbar.total = total
+        pbar.update(-pbar.n)
 
     def show_progress(self, report, what: str) -> None:
         """Advance the bar to ``report`` (a :class:`napari_segany.progress.Progress`)."""

@@ -11,6 +11,8 @@ import weakref
 
 import numpy as np
 
+from napari_segany.automatic.free_pixels import FreeObjects, clip_to_free
+
 # largest label seen per non-numpy layer (computing the maximum of a big zarr array is slow)
 _KNOWN_MAX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -162,21 +164,38 @@ def delete_object(layer, position: tuple[int, int], leading: tuple[int, ...] = (
 
 
 def write_instances(
-    layer, labels: np.ndarray, leading: tuple[int, ...] = (), *, overwrite: bool = False
-) -> int:
+    layer,
+    labels: np.ndarray,
+    leading: tuple[int, ...] = (),
+    *,
+    overwrite: bool = False,
+    min_size: int = 0,
+) -> FreeObjects:
     """Add a whole instance segmentation to a Labels layer as one undo step.
+
+    Without ``overwrite``, the objects are fitted into the pixels no existing object holds by
+    :func:`~napari_segany.automatic.free_pixels.clip_to_free`: an object mostly lying on
+    existing ones, or whose free part is smaller than ``min_size`` or a thin sliver, is not
+    written (otherwise the rings left around committed objects would become objects).
 
     Parameters
     ----------
+    layer : napari.layers.Labels
+        The instance labels, shape ``leading + (H, W)``.
     labels : ndarray, shape (H, W), integer
         0 = background, other values = objects; they get new IDs after the layer's largest.
+    leading : tuple of int
+        Indices of the plane in a stack.
     overwrite : bool
-        Also take pixels of objects already in the layer.
+        Write every object whole, taking pixels of objects already in the layer.
+    min_size : int
+        Objects with fewer pixels (after fitting) are not written.
 
     Returns
     -------
-    int
-        Number of objects written.
+    FreeObjects
+        What was written (``kept`` objects; ``labels`` with the input IDs) and how many
+        objects were left out, and why.
     """
     _check_plane(layer, leading)
     labels = np.asarray(labels)
@@ -185,21 +204,44 @@ def write_instances(
             f"segmentation of shape {labels.shape} does not fit labels layer {layer.name!r} "
             f"of plane shape {tuple(layer.data.shape[-2:])}"
         )
-    rows, cols = np.nonzero(labels)
+    if overwrite:
+        occupied = np.zeros(labels.shape, dtype=bool)
+    else:
+        occupied = np.asarray(layer.data[(*leading, slice(None), slice(None))]) != 0
+    fitted = clip_to_free(labels, occupied, min_size=min_size)
+    rows, cols = np.nonzero(fitted.labels)
     if rows.size == 0:
-        return 0
-    values = labels[rows, cols].astype(np.int64)
-    if not overwrite:
-        existing = np.asarray(layer.data[(*leading, slice(None), slice(None))])[rows, cols]
-        keep = existing == 0
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-    if rows.size == 0:
-        return 0
-    ids, inverse = np.unique(values, return_inverse=True)
+        return fitted
+    ids, inverse = np.unique(fitted.labels[rows, cols], return_inverse=True)
     start = next_free_id(layer)
     new_values = (start + inverse).astype(layer.data.dtype)
     indices = (*(np.full(rows.shape, i) for i in leading), rows, cols)
     with layer.block_history():
         layer.data_setitem(indices, new_values)
     _remember(layer, start + len(ids) - 1)
-    return len(ids)
+    return fitted
+
+
+def segment_all_message(written: FreeObjects, *, min_size: int, overwrite: bool) -> str:
+    """Status line after "Segment all" wrote ``written``; when nothing was written, why and
+    what to try, naming the annotator's controls."""
+
+    def objects(n: int) -> str:
+        return f"{n} object" if n == 1 else f"{n} objects"
+
+    found, left_out = written.found, written.found - written.kept
+    if written.kept:
+        on_others = f"; {left_out} more lay on existing objects" if left_out else ""
+        return f"Segment all: added {objects(written.kept)} (Ctrl+Z undoes them){on_others}."
+    if not found:
+        return (
+            "Segment all found no objects: check that the image has signal and that Image "
+            "and Channels choose the right layer and channel."
+        )
+    tick = "" if overwrite else '; tick "Overwrite other objects" to write them whole'
+    if not written.too_small:
+        return f"Segment all found {objects(found)}, all on existing objects{tick}."
+    return (
+        f"Segment all found {objects(found)}; what existing objects leave free of them is "
+        f"under {min_size} px or too thin{tick}."
+    )

@@ -5,12 +5,25 @@ The dock widget (:mod:`napari_segany._qt.widget`) connects the buttons to the an
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_segany._qt.candidates import CandidateButtons
 from napari_segany._qt.model_controls import ModelControls
 from napari_segany._qt.pickers import LayerPickers
+
+#: width (pixels) the panel asks for when docked; the user can widen the dock
+PREFERRED_WIDTH = 280
+#: characters a drop-down list shows at its narrowest (longer names are cut, in full on hover)
+COMBO_CHARS = 12
 
 #: (key, what it does), shown in the widget and the README.
 SHORTCUTS: tuple[tuple[str, str], ...] = (
@@ -81,6 +94,23 @@ class AnnotatorPanel(QWidget):
         shortcuts.setTextFormat(Qt.RichText)
         layout.addWidget(shortcuts)
         layout.addStretch(1)
+        self._narrow_combos()
+
+    def _narrow_combos(self) -> None:
+        """Let the drop-down lists shrink: sized to their longest entry (a layer or model
+        name, a checkpoint path), they would make the dock as wide as napari's canvas."""
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(COMBO_CHARS)
+
+    def sizeHint(self) -> QSize:
+        """At most :data:`PREFERRED_WIDTH` wide (wrapped text would ask for more), so that the
+        dock leaves napari's canvas most of a default-sized window."""
+        hint = super().sizeHint()
+        width = max(self.minimumSizeHint().width(), PREFERRED_WIDTH)
+        return QSize(min(hint.width(), width), hint.height())
 
     def say(self, text: str) -> None:
         """Show ``text`` in the status line."""

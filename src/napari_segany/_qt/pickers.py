@@ -1,11 +1,16 @@
-"""The layer pickers of the annotator: image to segment, its channel axis, output labels layer."""
+"""The layer pickers of the annotator: image to segment, its channels, output labels layer.
+
+The Channels list offers the axes that may hold channels of a multichannel image, and for an
+RGB layer R, G, B or their mean, each segmented alone as a grayscale image. Its first entry,
+automatic, reads an RGB image whose signal is in one channel as grayscale of that channel.
+"""
 
 from __future__ import annotations
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QWidget
 
-from napari_segany._qt.image_source import channel_axes
+from napari_segany._qt.image_source import channel_axes, rgb_channels
 from napari_segany._qt.layers import SEGMENTATION_NAME, same_layer
 
 
@@ -15,7 +20,10 @@ class LayerPickers(QWidget):
     Signals
     -------
     selection_changed()
-        Another image or channel axis was chosen.
+        Another image, channel axis or channel was chosen.
+
+    The Channels entries hold (channel axis, channel): (axis, None) for an axis of a
+    multichannel image, (None, channel) for a channel of an RGB layer, (None, None) automatic.
     """
 
     selection_changed = Signal()
@@ -28,7 +36,10 @@ class LayerPickers(QWidget):
         self.image_combo = QComboBox()
         self.image_combo.setToolTip("Image layer to segment (for stacks: the plane shown)")
         self.channel_combo = QComboBox()
-        self.channel_combo.setToolTip("Axis holding channels of a multichannel image")
+        self.channel_combo.setToolTip(
+            "Axis holding channels of a multichannel image; for an RGB image, the channel to "
+            "segment (automatic: the only channel with signal, if just one has any)"
+        )
         self.output_combo = QComboBox()
         self.output_combo.setToolTip(
             "Labels layer that receives committed objects (a new one by default; any Labels "
@@ -47,7 +58,15 @@ class LayerPickers(QWidget):
 
     def channel_axis(self) -> int | None:
         """The chosen channel axis of the image, None for grayscale or RGB."""
-        return self.channel_combo.currentData()
+        return self._channel_entry()[0]
+
+    def channel(self) -> int | str | None:
+        """The chosen channel of an RGB image (0, 1, 2 or "mean"), None for automatic."""
+        return self._channel_entry()[1]
+
+    def _channel_entry(self) -> tuple:
+        entry = self.channel_combo.currentData()
+        return (None, None) if entry is None else entry
 
     def output_layer(self):
         """The chosen Labels layer, or None for a new "segmentation" layer."""
@@ -97,10 +116,14 @@ class LayerPickers(QWidget):
     def _fill_channels(self, layer) -> None:
         self.channel_combo.blockSignals(True)
         self.channel_combo.clear()
-        self.channel_combo.addItem("none (grayscale or RGB)", None)
+        rgb = layer is not None and layer.rgb
+        automatic = "auto: all, or the one with signal" if rgb else "none (grayscale)"
+        self.channel_combo.addItem(automatic, (None, None))
         if layer is not None:
             for axis in channel_axes(layer):
-                self.channel_combo.addItem(f"axis {axis} ({layer.data.shape[axis]})", axis)
+                self.channel_combo.addItem(f"axis {axis} ({layer.data.shape[axis]})", (axis, None))
+            for name, channel in rgb_channels(layer):
+                self.channel_combo.addItem(name, (None, channel))
         self.channel_combo.setEnabled(self.channel_combo.count() > 1)
         self.channel_combo.blockSignals(False)
 

@@ -26,8 +26,15 @@ def _colormap():
     )
 
 
+#: the modes the prompt layers work in, set once they are in the viewer (napari's layer
+#: controls only follow a mode's change event, so a mode set before adding is not shown)
+POINTS_MODE = "add"
+BOX_MODE = "add_rectangle"
+
+
 def make_points_layer(scale, translate, negative_toggle) -> object:
-    """A 2D Points layer in add mode whose clicks carry a ``label`` feature (1.0 or 0.0).
+    """A 2D Points layer whose clicks carry a ``label`` feature (1.0 or 0.0); add it to the
+    viewer, then set its mode to :data:`POINTS_MODE`.
 
     Parameters
     ----------
@@ -59,12 +66,11 @@ def make_points_layer(scale, translate, negative_toggle) -> object:
         yield
 
     layer.mouse_drag_callbacks.insert(0, choose_label)
-    layer.mode = "add"
     return layer
 
 
 def make_box_layer(scale, translate) -> object:
-    """A 2D Shapes layer in rectangle mode for the box prompt."""
+    """A 2D Shapes layer for the box prompt; add it, then set its mode to :data:`BOX_MODE`."""
     from napari.layers import Shapes
 
     layer = Shapes(
@@ -78,7 +84,6 @@ def make_box_layer(scale, translate) -> object:
     )
     layer.current_edge_color = BOX_COLOR
     layer.current_face_color = (0, 0, 0, 0)
-    layer.mode = "add_rectangle"
     return layer
 
 

@@ -92,8 +92,7 @@ class SessionJobs(QObject):
         )
 
     def _prepared(self, key, session, plane, layer) -> None:
-        self.jobs.release(PREPARE)
-        self.jobs.close_progress()
+        self.jobs.release(PREPARE)  # its progress bar goes on with the encoding
         self.sessions[key] = session
         self.use_session(session, plane, layer)
         self.encode()
@@ -117,6 +116,8 @@ class SessionJobs(QObject):
                 yield from job
             finally:
                 job.close()
+            # so that the first click answers as fast as the next ones
+            session.prepare_prompting(priority)
 
         self._say(f"Computing embeddings ({total} tiles); prompting works on finished tiles.")
         self.jobs.start(

@@ -44,6 +44,7 @@ def default_session_factory(plane, model, tile_size, halo, cache=None):
         plane.data,
         model,
         channel_axis=plane.channel_axis,
+        channel=plane.channel,
         tile_size=tile_size,
         halo=halo,
         cache=cache,

@@ -20,7 +20,8 @@ segmentation itself is done by :class:`napari_segany.tiled.session.SegmentationS
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from napari_segany._qt.annotation import Annotation, Prompts
 from napari_segany._qt.edits import SegmentationEdits
@@ -31,8 +32,17 @@ from napari_segany._qt.panel import SHORTCUTS, AnnotatorPanel
 from napari_segany._qt.preview import PreviewDecoder
 from napari_segany._qt.session_jobs import SessionJobs
 from napari_segany._qt.sessions import default_session_factory
+from napari_segany._qt.warmup import warm_in_background
 
 __all__ = ["SHORTCUTS", "SegmentAnythingWidget"]
+
+PREVIEW_HINT = "Previewing a new object: C commits it, N shows the next candidate."
+#: pause between the dock's first appearance and the start of the warm-up (ms)
+WARM_UP_DELAY_MS = 300
+#: how long the canvas keeps its size after docking before the image is fitted to it (ms)
+FIT_DELAY_MS = 100
+#: metadata key of the output Labels layer: name of the image it segments
+IMAGE_KEY = "napari_segany_image"
 
 
 def _forward(part: str, name: str) -> property:
@@ -66,6 +76,7 @@ class SegmentAnythingWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.annotation = Annotation()
+        self._previewing = False  # a current object is shown
         self.jobs = Jobs(self)
         self.panel = AnnotatorPanel(napari_viewer)
         self.layers = AnnotatorLayers(
@@ -82,6 +93,7 @@ class SegmentAnythingWidget(QWidget):
             point_keys={"t": self.toggle_negative},
             negative_mode=lambda: self.annotation.negative_mode,
             say=self._say,
+            parent=self,
         )
         self.edits = SegmentationEdits(
             self.annotation,
@@ -99,10 +111,22 @@ class SegmentAnythingWidget(QWidget):
             self,
         )
         self.preview = PreviewDecoder(self.annotation, self.jobs, self.current_prompts)
-        QVBoxLayout(self).addWidget(self.panel)
+        scroll = QScrollArea()  # a short window keeps the whole panel within reach
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.panel)
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(self.panel.minimumSizeHint().width() + bar)
+        self._scroll_bar_width = bar
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+        self._fit_pending = True  # fit the image to the canvas once the dock has shrunk it
         self._expose_controls()
         self._connect()
         self._layers_changed()
+        self.warm_up = None  # the warm-up thread, started once the dock is shown
 
     def _expose_controls(self) -> None:
         """The panel's controls as attributes of the widget, for tests and scripts."""
@@ -149,6 +173,13 @@ class SegmentAnythingWidget(QWidget):
         self.panel.set_running(running)
         self._update_segment_all()
 
+    def ready(self) -> bool:
+        """Whether the user can prompt: a session is set, its layers are in place and no long
+        job runs."""
+        return self.annotation.session is not None and not (
+            self.jobs.busy() or self.layers.adding()
+        )
+
     def _update_segment_all(self) -> None:
         enabled = self.annotation.session is not None and not self.jobs.busy()
         self.panel.segment_all_button.setEnabled(enabled)
@@ -161,8 +192,11 @@ class SegmentAnythingWidget(QWidget):
             "prefer": labels if self.layers.alive(labels) else None,
         }
 
-    def _layers_changed(self, *args) -> None:
+    def _layers_changed(self, event=None) -> None:
         self.panel.pickers.refresh(**self._output_hints())
+        if event is not None and event.type == "inserted" and not self.layers.adding():
+            # a layer added by the user must not hide the prompts and the preview
+            QTimer.singleShot(0, self.layers.keep_on_top)
 
     def selected_plane(self):
         """The plane to segment, from the image picker, channel choice and viewer.dims."""
@@ -170,7 +204,9 @@ class SegmentAnythingWidget(QWidget):
         layer = pickers.image_layer()
         if layer is None:
             raise ImageSourceError("Open or add an image layer first.")
-        return layer, current_plane(layer, self.viewer.dims.point, pickers.channel_axis())
+        return layer, current_plane(
+            layer, self.viewer.dims.point, pickers.channel_axis(), pickers.channel()
+        )
 
     def _plane_changed(self, *args) -> None:
         """The image, channel or plane changed: use its session if one exists."""
@@ -204,16 +240,26 @@ class SegmentAnythingWidget(QWidget):
             self.clear_prompts()  # prompts belong to the plane they were placed on
         self.annotation.set_target(session, plane, layer)
         if session is not None:
-            self._ensure_layers()
+            scale, translate = self._transform()
+            chosen = self.panel.pickers.output_layer()
+            self.layers.ensure_soon(plane, scale, translate, chosen, self._layers_ready)
         self._update_segment_all()
 
     def _transform(self):
         return plane_transform(self.annotation.image_layer, self.panel.pickers.channel_axis())
 
     def _ensure_layers(self) -> None:
+        """Make sure the layers exist now (the user may have deleted one)."""
         scale, translate = self._transform()
         chosen = self.panel.pickers.output_layer()
-        if self.layers.ensure(self.annotation.plane, scale, translate, chosen):
+        self._layers_ready(self.layers.ensure(self.annotation.plane, scale, translate, chosen))
+
+    def _layers_ready(self, added_labels: bool) -> None:
+        labels, image = self.layers.labels_layer, self.annotation.image_layer
+        if image is not None and self.layers.alive(labels):
+            # the writer's object table takes the mean intensity from this image
+            labels.metadata[IMAGE_KEY] = image.name
+        if added_labels:
             self.panel.pickers.refresh_outputs(**self._output_hints())
 
     def toggle_negative(self) -> None:
@@ -225,7 +271,7 @@ class SegmentAnythingWidget(QWidget):
     # -- jobs ---------------------------------------------------------------------------------
     def compute_embeddings(self) -> None:
         """Load the model, create the session and encode its tiles, all in workers."""
-        if self.jobs.busy():
+        if self.jobs.busy() or self.layers.adding():
             self._say("Busy: wait or press Cancel.")
             return
         try:
@@ -235,10 +281,17 @@ class SegmentAnythingWidget(QWidget):
             self._say(str(exc))
             return
         controls = self.panel.model_controls
-        self.session_jobs.compute(
-            self._session_key(plane), layer, plane, spec,
-            controls.device(), controls.tile_size(), controls.halo(), self.session_factory,
-        )  # fmt: skip
+        key = self._session_key(plane)
+        args = (controls.device(), controls.tile_size(), controls.halo(), self.session_factory)
+
+        def start(added_labels: bool) -> None:
+            self._layers_ready(added_labels)
+            self.session_jobs.compute(key, layer, plane, spec, *args)
+
+        # the layers first, while no worker competes with napari for the main thread
+        scale, translate = plane_transform(layer, self.panel.pickers.channel_axis())
+        chosen = self.panel.pickers.output_layer()
+        self.layers.ensure_soon(plane, scale, translate, chosen, start)
 
     def visible_region(self):
         """(row, col) slices of the plane shown on the canvas, or None."""
@@ -267,6 +320,12 @@ class SegmentAnythingWidget(QWidget):
         self.panel.candidates.show_scores(scores)
         if prediction is None:
             self.layers.clear_mask()
+        empty = getattr(prediction, "reason", None)  # an empty answer, e.g. no signal there
+        if empty:
+            self._say(empty)
+        elif prediction is not None and not self._previewing:
+            self._say(PREVIEW_HINT)  # a new object: the last line (e.g. "Committed") is old news
+        self._previewing = prediction is not None and not empty
 
     def _candidate_changed(self, index: int) -> None:
         self.panel.candidates.check(index)
@@ -313,6 +372,36 @@ class SegmentAnythingWidget(QWidget):
     def redo(self) -> None:
         """Redo the last undone edit of the segmentation (Ctrl+Shift+Z)."""
         self.edits.redo()
+
+    # -- docking -----------------------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        hint = self.panel.sizeHint()  # with room for the scroll bar beside the panel
+        return QSize(hint.width() + self._scroll_bar_width, hint.height())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.warm_up is None:  # after the dock has been drawn, not during
+            QTimer.singleShot(WARM_UP_DELAY_MS, self._start_warm_up)
+        if self._fit_pending:
+            self._fit_pending = False
+            # the dock takes its width from the canvas; fit the image to what is left, once
+            # the layout has settled (after the canvas' last resize)
+            self._fit_timer = QTimer(self, singleShot=True, interval=FIT_DELAY_MS)
+            self._fit_timer.timeout.connect(self._fit_view)
+            self.viewer.canvas.events.size.connect(self._canvas_resized)
+            self._fit_timer.start()
+
+    def _start_warm_up(self) -> None:
+        if self.warm_up is None:
+            self.warm_up = warm_in_background()
+
+    def _canvas_resized(self, event=None) -> None:
+        self._fit_timer.start()
+
+    def _fit_view(self) -> None:
+        self.viewer.canvas.events.size.disconnect(self._canvas_resized)
+        if len(self.viewer.layers):
+            self.viewer.reset_view()
 
     # -- teardown -----------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

@@ -5,6 +5,7 @@
 >>> result.labels  # (H, W) uint32 instance labels  # doctest: +SKIP
 """
 
+from napari_segany.automatic.free_pixels import FreeObjects, clip_to_free
 from napari_segany.automatic.metrics import matching_accuracy
 from napari_segany.automatic.params import METHODS, AutomaticParams
 from napari_segany.automatic.point_grid import PointGridParams
@@ -14,7 +15,9 @@ __all__ = [
     "METHODS",
     "AutomaticParams",
     "AutomaticResult",
+    "FreeObjects",
     "PointGridParams",
+    "clip_to_free",
     "iter_segment",
     "matching_accuracy",
     "segment",

@@ -182,7 +182,7 @@ def iter_segment_dask(
             for tile in grid.tiles:  # stitching order fixed: same IDs as in one process
                 labels, scores = tiles[tile.index]
                 stitcher.add(tile, labels, scores)
-            results.append(AutomaticResult(out, stitcher.scores, method))
+            results.append(AutomaticResult(out, stitcher.scores, method, params))
         return results
     finally:
         if own_client is not None:

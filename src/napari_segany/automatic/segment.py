@@ -26,11 +26,16 @@ class AutomaticResult:
         :func:`napari_segany.automatic.tile.segment_encoded` for their meaning per method.
     method : str
         ``"instance_head"`` or ``"point_grid"``.
+    params : AutomaticParams, optional
+        The settings that found the objects (their ``min_size`` also applies when the objects
+        are later fitted around existing ones, see
+        :func:`napari_segany.automatic.free_pixels.clip_to_free`).
     """
 
     labels: object
     scores: dict[int, tuple[float, float]]
     method: str
+    params: AutomaticParams | None = None
 
     @property
     def count(self) -> int:
@@ -113,7 +118,7 @@ def iter_segment(
         labels, scores = tile_labels(session, tile.index, params, predictor)
         stitcher.add(tile, labels, scores)
         yield Progress(done, len(tiles), f"segmenting tile {done}/{len(tiles)}")
-    return AutomaticResult(out, stitcher.scores, method)
+    return AutomaticResult(out, stitcher.scores, method, params)
 
 
 def segment(

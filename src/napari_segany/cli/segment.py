@@ -14,6 +14,7 @@ from pathlib import Path
 from napari_segany.automatic.params import FLIPS, METHODS, AutomaticParams
 from napari_segany.automatic.point_grid import PointGridParams
 from napari_segany.cli._common import EXIT_OK, fail
+from napari_segany.labels_io.naming import labels_file_name
 
 #: Options passed on to :meth:`AutomaticParams.from_options` when given (dest names).
 SEGMENTATION_OPTIONS = ("method", "points_per_side", "min_size", "flips")
@@ -31,8 +32,9 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         description=(
             "Find every cell or nucleus in each IMAGE and write an instance label image (TIFF "
             "or OME-Zarr, chosen by the output's extension) with a per-object CSV table beside "
-            "it. With one image, OUT may be a file name (cells.tif, cells.ome.zarr); otherwise "
-            "OUT is a folder that receives <image name>_labels.<format> for each image."
+            "it. With one image, OUT may be a file name (cells.labels.tif, cells.ome.zarr); "
+            "otherwise OUT is a folder that receives <image name>.labels.<format> for each "
+            "image (napari opens *.labels.tif as labels)."
         ),
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF, zarr or .npy image")
@@ -110,7 +112,8 @@ def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
     """Where each image's labels go.
 
     One image and an OUT ending in .tif/.tiff/.zarr → OUT itself; otherwise OUT is a folder
-    with ``<stem>_labels.<fmt>`` per image.
+    with ``<stem>.labels.<fmt>`` per image (the name napari opens as labels, see
+    :func:`napari_segany.labels_io.labels_file_name`).
 
     Raises
     ------
@@ -136,7 +139,7 @@ def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
-        paths.append(out / f"{name}_labels.{fmt}")
+        paths.append(out / labels_file_name(name, fmt))
     duplicates = {p for p in paths if paths.count(p) > 1}
     if duplicates:
         raise ValueError(

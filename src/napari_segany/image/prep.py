@@ -4,6 +4,12 @@ SAM was trained on 8-bit RGB photographs. An 8-bit RGB image is passed through u
 SAM expects. Everything else (grayscale, 16-bit, float, multichannel fluorescence) is scaled per
 channel between robust percentiles, so one hot pixel or a NaN does not wash out the image.
 Intensity ranges can be computed once on a whole (large) image and applied tile by tile.
+
+One channel can be read as a grayscale image instead (``channel=``: an index, or ``"mean"`` of
+the colour channels). An RGB image whose signal is in one channel only (a DAPI image saved as
+RGB) is read as grayscale of that channel without being asked: see
+:func:`napari_segany.image.channels.grayscale_channel`.
+The choice depends only on the intensity ranges, so a tile is read as its whole image is.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from napari_segany.image.channels import MEAN, colour_count, grayscale_channel, grayscale_range
 
 #: Percentiles mapped to 0 and 255 when an image is rescaled.
 LOW_PERCENTILE = 0.5
@@ -30,10 +38,14 @@ class ChannelLayout:
         Axis of the channels in the original array, None for a 2D grayscale image.
     passthrough : bool
         The image is 8-bit RGB(A) and goes to the model unchanged.
+    rgb : bool
+        The channels are the colours of an RGB(A) image: a last axis of length 3 or 4 given
+        without ``channel_axis`` (napari's ``rgb=True`` layers).
     """
 
     channel_axis: int | None
     passthrough: bool
+    rgb: bool = False
 
 
 def channel_layout(image: np.ndarray, channel_axis: int | None = None) -> ChannelLayout:
@@ -69,7 +81,7 @@ def channel_layout(image: np.ndarray, channel_axis: int | None = None) -> Channe
     if ndim == 2:
         return ChannelLayout(None, passthrough=False)
     if ndim == 3 and image.shape[-1] in (3, 4):
-        return ChannelLayout(2, passthrough=image.dtype == np.uint8)
+        return ChannelLayout(2, passthrough=image.dtype == np.uint8, rgb=True)
     if ndim == 3:
         raise ValueError(
             f"Cannot tell the channels of an image of shape {image.shape}: pass channel_axis "
@@ -145,6 +157,7 @@ def to_rgb_uint8(
     image: np.ndarray,
     channel_axis: int | None = None,
     ranges: np.ndarray | None = None,
+    channel: int | str | None = None,
 ) -> np.ndarray:
     """Convert a 2D image to SAM's (H, W, 3) uint8 RGB input.
 
@@ -157,19 +170,25 @@ def to_rgb_uint8(
         See :func:`channel_layout`.
     ranges : ndarray, shape (C, 2), optional
         Per-channel (low, high) from :func:`intensity_range`, e.g. computed once on a whole large
-        image so that every tile is scaled the same way. Computed from ``image`` when not given.
+        image so that every tile is scaled, and its channels chosen, the same way. Computed from
+        ``image`` when not given.
+    channel : int or "mean", optional
+        Read this channel (or the mean of the colour channels) as a grayscale image. Default:
+        every channel, except that an RGB image with signal in one channel only is read as
+        grayscale of that channel (see :func:`napari_segany.image.channels.grayscale_channel`,
+        decided from ``ranges``).
 
     Returns
     -------
     ndarray, shape (H, W, 3), uint8
-        8-bit RGB images are returned unchanged (alpha dropped); other images are scaled so
-        ``low → 0`` and ``high → 255`` per channel, NaN → 0. Constant channels become 0.
+        8-bit RGB images read whole are returned unchanged (alpha dropped); other images are
+        scaled so ``low → 0`` and ``high → 255`` per channel, NaN → 0. Constant channels become
+        0. A grayscale read is scaled the same way and repeated in the three channels.
     """
     layout = channel_layout(image, channel_axis)
     channels = np.asarray(_channels_last(image, layout))
-    rgba = channel_axis is None and image.ndim == 3 and image.shape[-1] == 4
-    if layout.passthrough:
-        return np.ascontiguousarray(channels[..., :3])
+    if layout.passthrough and not layout.rgb and channel is None:
+        return np.ascontiguousarray(channels[..., :3])  # explicit channel axis: no choice to make
     if ranges is None:
         ranges = intensity_range(image, channel_axis)
     ranges = np.asarray(ranges, dtype=np.float64)
@@ -177,11 +196,31 @@ def to_rgb_uint8(
         raise ValueError(
             f"ranges must have shape ({channels.shape[-1]}, 2) for this image, got {ranges.shape}"
         )
+    choice = grayscale_channel(ranges, layout.rgb, channel)
+    if choice is not None:
+        gray = _scale_channel(
+            _grayscale(channels, layout.rgb, choice), *grayscale_range(ranges, layout.rgb, choice)
+        )
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if layout.passthrough:
+        return np.ascontiguousarray(channels[..., :3])
+    rgba = layout.rgb and channels.shape[-1] == 4
     out = np.zeros((*channels.shape[:2], 3), dtype=np.uint8)
     for i, c in enumerate(_channel_choice(channels.shape[-1], rgba)):
         if c is not None:
             out[..., i] = _scale_channel(channels[..., c], *ranges[c])
     return out
+
+
+def _grayscale(channels: np.ndarray, rgb: bool, choice) -> np.ndarray:
+    """Channel ``choice`` of (H, W, C) ``channels``, or for the mean of the colour channels
+    their sum (scaled between the sums of the channels' ranges, it is the same image, and an
+    RGB image with one channel with signal gives exactly that channel's values)."""
+    if choice != MEAN:
+        return channels[..., int(choice)]
+    colours = channels[..., : colour_count(channels.shape[-1], rgb)]
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf → NaN → 0, as a NaN pixel
+        return colours.sum(axis=-1, dtype=np.float64)
 
 
 def _scale_channel(channel: np.ndarray, low: float, high: float) -> np.ndarray:

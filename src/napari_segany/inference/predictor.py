@@ -33,7 +33,13 @@ from napari_segany.inference.prompt_views import average_views
 from napari_segany.inference.prompts import to_model_frame, validate_prompts
 from napari_segany.models.sam import SamModel
 
-__all__ = ["PRECISIONS", "ImageEmbedding", "Prediction", "Predictor"]
+__all__ = ["NO_SIGNAL", "PRECISIONS", "ImageEmbedding", "Prediction", "Predictor"]
+
+#: :attr:`Prediction.reason` of the empty answer on an image without signal (a constant input).
+NO_SIGNAL = "No signal under the click: the image is empty."
+#: Low-resolution logit of an empty answer: far below the mask threshold (0), so that fed back as
+#: a mask prompt it asks for no object.
+_NO_OBJECT_LOGIT = -20.0
 
 
 @dataclass
@@ -52,12 +58,31 @@ class Prediction:
         logits, so they can differ slightly from ``logits > 0``.
     chosen : int, optional
         Candidate picked by other evidence than the predicted IoU (see :attr:`best`).
+    reason : str, optional
+        Why the masks are empty without asking the model, e.g. :data:`NO_SIGNAL`; else None.
     """
 
     masks: np.ndarray
     scores: np.ndarray
     logits: np.ndarray
     chosen: int | None = None
+    reason: str | None = None
+
+    @classmethod
+    def empty(cls, shape, multimask: bool, logits_size, reason: str, **fields):
+        """No object: all-False masks of ``shape`` (rows, cols), scores 0, and ``reason``.
+
+        ``logits_size`` is the model's low-resolution mask size, e.g. (256, 256); ``fields`` are the
+        other attributes of a subclass.
+        """
+        k = 3 if multimask else 1
+        return cls(
+            masks=np.zeros((k, *shape), dtype=bool),
+            scores=np.zeros(k, dtype=np.float32),
+            logits=np.full((k, *logits_size), _NO_OBJECT_LOGIT, dtype=np.float32),
+            reason=reason,
+            **fields,
+        )
 
     @property
     def best(self) -> int:
@@ -99,6 +124,8 @@ class Predictor:
         self.prompt_views = _resolve_prompt_views(model, prompt_views)
         self._read_rgb = None
         self._embedding: ImageEmbedding | None = None
+        # whether the model input varies at all (None: not checked yet)
+        self._signal: bool | None = None
         self._decoder_context = None
         self._upsampler: MaskUpsampler | None = None
         self._upsampler_key: tuple | None = None
@@ -111,7 +138,11 @@ class Predictor:
         return self.model.device
 
     def set_image(
-        self, image: np.ndarray, channel_axis: int | None = None, ranges: np.ndarray | None = None
+        self,
+        image: np.ndarray,
+        channel_axis: int | None = None,
+        ranges: np.ndarray | None = None,
+        channel: int | str | None = None,
     ) -> None:
         """Encode an image; prompts are then answered without re-encoding.
 
@@ -124,20 +155,25 @@ class Predictor:
             Axis of channels for multichannel images.
         ranges : ndarray (C, 2), optional
             Intensity range per channel (e.g. of the whole image, when ``image`` is a tile).
+        channel : int or "mean", optional
+            Segment this channel alone (or the mean of the colour channels) as a grayscale
+            image; by default all channels, or an RGB image's only channel with signal.
         """
         image = np.asarray(image)
         if image.size == 0 or min(image.shape[:2] if channel_axis is None else image.shape) == 0:
             raise ValueError(f"Cannot segment an empty image of shape {image.shape}")
-        rgb = to_rgb_uint8(image, channel_axis=channel_axis, ranges=ranges)
+        rgb = to_rgb_uint8(image, channel_axis=channel_axis, ranges=ranges, channel=channel)
         self.set_rgb_image(rgb)
 
     def set_rgb_image(self, rgb: np.ndarray) -> None:
         """Encode an (H, W, 3) uint8 RGB image exactly as given."""
         self._set(embed_rgbs(self.model, [rgb], self.precision)[0], lambda rect: rgb[rect.slices])
+        self._signal = not _is_constant(rgb)
 
     def _set(self, embedding: ImageEmbedding, read_rgb=None) -> None:
         self._embedding = embedding
         self._read_rgb = read_rgb
+        self._signal = None
         self._instances = {}
         with torch.inference_mode():
             self._decoder_context = self.model.prepare_decoder(embedding.features)
@@ -215,8 +251,21 @@ class Predictor:
         """Forget the current image and its embedding."""
         self._embedding = None
         self._read_rgb = None
+        self._signal = None
         self._decoder_context = None
         self._instances = {}
+
+    def has_signal(self) -> bool:
+        """Whether the current image, as the model sees it, varies at all (checked once per
+        image; True when an embedding was set without its pixels, which cannot be told)."""
+        if self._signal is None:
+            emb = self.get_embedding()
+            if self._read_rgb is None:
+                return True
+            self._signal = not _is_constant(
+                self._read_rgb(Rect.from_size(0, 0, *emb.original_size))
+            )
+        return self._signal
 
     @property
     def instance_maps(self) -> dict:
@@ -314,6 +363,8 @@ class Predictor:
         Returns
         -------
         Prediction
+            On a constant image (no signal: e.g. all zero) the empty prediction, with
+            ``reason`` :data:`NO_SIGNAL`: the model would otherwise draw a phantom object.
         """
         views = self.prompt_views if prompt_views is None else prompt_views
         if views != self.prompt_views:
@@ -322,6 +373,9 @@ class Predictor:
         pts, labels, bx = validate_prompts(emb.original_size, points, point_labels, box)
         if pts is None and bx is None and mask_input is None:
             raise ValueError("Give at least one prompt: points, a box or mask_input.")
+        if not self.has_signal():
+            size = self.model.prompt_encoder.mask_input_size
+            return Prediction.empty(emb.original_size, multimask, size, NO_SIGNAL)
         masks, scores, logits = self._decode(pts, labels, bx, mask_input, multimask, views)
         prediction = Prediction(masks=masks, scores=scores, logits=logits)
         single_click = pts is not None and len(pts) == 1 and labels[0] == 1
@@ -406,6 +460,12 @@ class Predictor:
             )
             self._upsampler_key = key
         return self._upsampler.to(logits.device)(logits, self.model.mask_threshold)
+
+
+def _is_constant(rgb: np.ndarray) -> bool:
+    """Whether every pixel of an (H, W, 3) image is the same colour."""
+    flat = rgb.reshape(-1, rgb.shape[-1])
+    return bool((flat == flat[0]).all())
 
 
 def _resolve_prompt_views(model: SamModel, prompt_views: int | None) -> int:

@@ -3,10 +3,10 @@
 Qt-free; used by the napari reader and writer, the widget and the command line.
 
 >>> from napari_segany.labels_io import save_labels, load_labels
->>> saved = save_labels("cells.ome.zarr", labels, scale=(0.65, 0.65), image=image)  # doctest: +SKIP
+>>> saved = save_labels("cells.labels.tif", labels, scale=(0.65, 0.65), image=img)  # doctest: +SKIP
 >>> saved.paths  # doctest: +SKIP
-[PosixPath('/data/cells.ome.zarr'), PosixPath('/data/cells_objects.csv')]
->>> labels, metadata = load_labels("cells.ome.zarr")  # doctest: +SKIP
+[PosixPath('/data/cells.labels.tif'), PosixPath('/data/cells_objects.csv')]
+>>> labels, metadata = load_labels("cells.labels.tif")  # doctest: +SKIP
 
 The format follows the extension:
 
@@ -16,10 +16,14 @@ The format follows the extension:
   is an existing OME-Zarr *image*, the labels are added to its ``labels/`` group under ``name``
   instead.
 
+Name label TIFFs ``<name>.labels.tif`` (:func:`labels_file_name`): napari opens them as labels
+through napari-segany's reader, while ``<name>.tif`` opens as an image (see :mod:`.naming`).
+
 With ``table=True`` the object table (:mod:`.table`) is written beside the labels as
-``<stem>_objects.csv`` (``cells.tif`` → ``cells_objects.csv``, ``cells.ome.zarr`` →
-``cells_objects.csv``; labels added to ``image.ome.zarr`` → ``image_<name>_objects.csv``). OME-Zarr
-label images also carry it as ``image-label`` properties when there are at most 10,000 objects.
+``<stem>_objects.csv`` (``cells.labels.tif`` and ``cells.tif`` → ``cells_objects.csv``,
+``cells.ome.zarr`` → ``cells_objects.csv``; labels added to ``image.ome.zarr`` →
+``image_<name>_objects.csv``). OME-Zarr label images also carry it as ``image-label`` properties
+when there are at most 10,000 objects.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ from typing import Any
 
 from napari_segany.labels_io._arrays import MAX_LABEL, check_labels, check_scale
 from napari_segany.labels_io.atomic import LabelsWriteError, atomic_output, check_writable
+from napari_segany.labels_io.naming import (
+    LABELS_TAG,
+    NAPARI_LABEL_SUFFIXES,
+    is_labels_file_name,
+    labels_file_name,
+    labels_stem,
+)
 from napari_segany.labels_io.ome_zarr import write_ome_zarr_labels, write_ome_zarr_labels_job
 from napari_segany.labels_io.ome_zarr_read import (
     NGFF_VERSIONS,
@@ -40,6 +51,7 @@ from napari_segany.labels_io.ome_zarr_read import (
 )
 from napari_segany.labels_io.table import object_table, object_table_job, write_object_table
 from napari_segany.labels_io.tiff import (
+    is_label_tiff,
     is_segany_tiff,
     read_tiff_labels,
     write_tiff_labels,
@@ -49,14 +61,20 @@ from napari_segany.progress import Progress, run_with_progress
 
 __all__ = [
     "EXTENSIONS",
+    "LABELS_TAG",
     "MAX_LABEL",
+    "NAPARI_LABEL_SUFFIXES",
     "NGFF_VERSIONS",
     "LabelsWriteError",
     "SavedLabels",
     "atomic_output",
+    "is_label_tiff",
+    "is_labels_file_name",
     "is_ome_zarr_image",
     "is_segany_tiff",
     "label_format",
+    "labels_file_name",
+    "labels_stem",
     "load_labels",
     "object_table",
     "read_ome_zarr_labels",
@@ -119,21 +137,13 @@ def label_format(path: str | os.PathLike) -> str:
     return EXTENSIONS[suffix]
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif"):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def table_path(path: str | os.PathLike, *, name: str | None = None) -> Path:
     """Where :func:`save_labels` writes the object table for labels saved at ``path``.
 
     ``name`` is the label name when the labels are added to an existing OME-Zarr image.
     """
     path = Path(path).expanduser().absolute()
-    stem = _stem(path) + (f"_{name}" if name else "")
+    stem = labels_stem(path) + (f"_{name}" if name else "")
     return path.with_name(f"{stem}_objects.csv")
 
 

@@ -40,6 +40,7 @@ from napari_segany.progress import Progress
 
 __all__ = [
     "MARKER",
+    "is_label_tiff",
     "is_segany_tiff",
     "read_tiff_labels",
     "write_tiff_labels",
@@ -231,6 +232,24 @@ def is_segany_tiff(path: str | os.PathLike) -> bool:
         with tifffile.TiffFile(path) as tif:
             meta = _segany_metadata(tif)
             return meta is not None and meta.get("kind") == "labels"
+    except Exception:
+        return False
+
+
+def is_label_tiff(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a TIFF that :func:`read_tiff_labels` reads (reads the header only).
+
+    That is one of ours, or any TIFF whose first series holds integers without a colour
+    (samples) axis.
+    """
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            if _segany_metadata(tif) is not None:
+                return True
+            series = tif.series[0]
+            return np.issubdtype(series.dtype, np.integer) and "S" not in series.axes
     except Exception:
         return False
 

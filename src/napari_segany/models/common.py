@@ -7,6 +7,28 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _building_on_meta() -> bool:
+    return torch.get_default_device().type == "meta"
+
+
+# Models are built on the meta device before their weights are loaded. There, random
+# initialisers import torch._dynamo and sympy (about a second, holding the GIL: a GUI whose
+# worker loads the model freezes), and their values are thrown away anyway.
+
+
+def random_normal(*shape: int) -> torch.Tensor:
+    """``torch.randn(*shape)``; uninitialised when built on the meta device."""
+    return torch.empty(*shape) if _building_on_meta() else torch.randn(*shape)
+
+
+def embedding(num_embeddings: int, embedding_dim: int) -> nn.Embedding:
+    """An ``nn.Embedding`` (learned tokens); uninitialised when built on the meta device."""
+    if _building_on_meta():
+        weight = torch.empty(num_embeddings, embedding_dim)
+        return nn.Embedding(num_embeddings, embedding_dim, _weight=weight)
+    return nn.Embedding(num_embeddings, embedding_dim)
+
+
 class LayerNorm2d(nn.Module):
     """Layer normalisation over the channel axis of a (B, C, H, W) feature map.
 

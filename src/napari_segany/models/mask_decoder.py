@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_segany.models.common import MLP, LayerNorm2d
+from napari_segany.models.common import MLP, LayerNorm2d, embedding
 from napari_segany.models.two_way_transformer import ImageContext
 
 
@@ -41,8 +41,8 @@ class MaskDecoder(nn.Module):
         self.transformer = transformer
         self.num_multimask_outputs = num_multimask_outputs
         self.num_mask_tokens = num_multimask_outputs + 1
-        self.iou_token = nn.Embedding(1, transformer_dim)
-        self.mask_tokens = nn.Embedding(self.num_mask_tokens, transformer_dim)
+        self.iou_token = embedding(1, transformer_dim)
+        self.mask_tokens = embedding(self.num_mask_tokens, transformer_dim)
         self.output_upscaling = nn.Sequential(
             nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
             LayerNorm2d(transformer_dim // 4),

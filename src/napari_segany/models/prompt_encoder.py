@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from napari_segany.models.common import LayerNorm2d
+from napari_segany.models.common import LayerNorm2d, embedding, random_normal
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -24,10 +24,10 @@ class PositionEmbeddingRandom(nn.Module):
 
     def __init__(self, num_pos_feats: int = 64, scale: float | None = None) -> None:
         super().__init__()
-        scale = 1.0 if scale is None or scale <= 0 else scale
-        self.register_buffer(
-            "positional_encoding_gaussian_matrix", scale * torch.randn(2, num_pos_feats)
-        )
+        matrix = random_normal(2, num_pos_feats)
+        if scale is not None and scale > 0 and scale != 1.0:
+            matrix = scale * matrix  # (not by 1: see napari_segany.models.common)
+        self.register_buffer("positional_encoding_gaussian_matrix", matrix)
 
     def _encode(self, coords: torch.Tensor) -> torch.Tensor:
         """(..., 2) positions in [0, 1] -> (..., 2·num_pos_feats) features."""
@@ -101,11 +101,11 @@ class PromptEncoder(nn.Module):
         self.input_image_size = tuple(input_image_size)
         self.pe_layer = PositionEmbeddingRandom(embed_dim // 2)
         # 0 = negative point, 1 = positive point, 2 = box top-left, 3 = box bottom-right
-        self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))
-        self.not_a_point_embed = nn.Embedding(1, embed_dim)
+        self.point_embeddings = nn.ModuleList(embedding(1, embed_dim) for _ in range(4))
+        self.not_a_point_embed = embedding(1, embed_dim)
         self.mask_input_size = (4 * image_embedding_size[0], 4 * image_embedding_size[1])
         self.mask_downscaling = downscaling_stack(1, mask_in_chans // 4, mask_in_chans, embed_dim)
-        self.no_mask_embed = nn.Embedding(1, embed_dim)
+        self.no_mask_embed = embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
         """Positional encoding of the image embedding grid, shape (1, embed_dim, h, w)."""

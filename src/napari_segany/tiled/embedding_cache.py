@@ -107,6 +107,8 @@ def session_signature(session, dtype: str = "float16") -> dict:
         "preprocessing": {
             "intensity_range": None if ranges is None else ranges.tolist(),
             "channel_axis": source.prep_channel_axis,
+            # None (all channels) matches stores written before channels could be chosen
+            "channel": session.channel,
             "encoder_precision": session.precision,
             "storage_dtype": dtype,
         },
@@ -134,7 +136,9 @@ _EXPLAIN = {
     "image": "it was made for a different image (or plane)",
     "model": "it was made with a different model or weights",
     "tiling": "it was made with a different tile size or halo",
-    "preprocessing": "it was made with different intensity scaling, precision or storage dtype",
+    "preprocessing": (
+        "it was made with different intensity scaling, channels, precision or storage dtype"
+    ),
 }
 
 

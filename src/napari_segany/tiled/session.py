@@ -21,6 +21,7 @@ crosses a seam comes back whole, in image coordinates.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_segany.image.channels import grayscale_channel, has_signal
 from napari_segany.image.prep import channel_layout, to_rgb_uint8
 from napari_segany.image.prep import intensity_range as _intensity_range
 from napari_segany.image.source import ImageSource, open_image
@@ -47,6 +49,11 @@ from napari_segany.tiled.windows import (
 )
 
 __all__ = ["RegionPrediction", "SegmentationSession", "Window", "content_hash"]
+
+#: :attr:`RegionPrediction.reason` of a prompt on an image without signal (constant after
+#: preprocessing, e.g. all zero), and on a window of the image that is constant.
+NO_SIGNAL_IMAGE = "No signal under the click: this image is empty."
+NO_SIGNAL_HERE = "No signal under the click: this part of the image is empty."
 
 #: Windows (tiles or object windows) whose instance maps are kept for later clicks.
 INSTANCE_MAP_WINDOWS = 8
@@ -108,6 +115,11 @@ class SegmentationSession:
     intensity_range : (low, high) or ndarray (C, 2), optional
         Scaling of the pixel values to 8 bits. Default: robust percentiles computed once on a
         subsample of the whole image, so every tile is scaled the same way.
+    channel : int or "mean", optional
+        Segment this channel alone (0, 1, 2 = R, G, B for RGB) or the mean of the colour
+        channels, as a grayscale image. Default: all channels, except that an RGB image with
+        signal in one channel only is read as grayscale of that channel (decided once from the
+        intensity ranges; see :func:`napari_segany.image.channels.grayscale_channel`).
     plane : int or sequence of int, optional
         Plane of a stack to segment (see :class:`napari_segany.image.source.ImageSource`).
     overwrite_cache : bool
@@ -136,6 +148,7 @@ class SegmentationSession:
         overwrite_cache: bool = False,
         cache_dtype: str = "float16",
         prompt_views: int | None = None,
+        channel: int | str | None = None,
     ) -> None:
         self.source: ImageSource = open_image(image, channel_axis=channel_axis, plane=plane)
         self.model = model
@@ -143,10 +156,14 @@ class SegmentationSession:
         self._predictor = Predictor(model, precision, prompt_views)
         self.grid = TileGrid.for_model(self.source.shape, model.image_size, tile_size, halo)
         self._sample_hash: str | None = None
+        probe = self.source.read(slice(0, 1), slice(0, 1))
+        self._layout = channel_layout(probe, self.source.prep_channel_axis)
         self._ranges = self._resolve_ranges(intensity_range)
+        self._channel = grayscale_channel(self._ranges, self._layout.rgb, channel)
         self._current: Window | None = None
         # instance maps the predictor computed per window, kept while it decodes elsewhere
         self._instance_maps: OrderedDict[Window, dict] = OrderedDict()
+        self._predicting = threading.Lock()
         self.cache = None
         if cache is not None:
             from napari_segany.tiled.embedding_cache import EmbeddingCache, session_signature
@@ -177,8 +194,21 @@ class SegmentationSession:
 
     @property
     def intensity_range(self) -> np.ndarray | None:
-        """(C, 2) per-channel (low, high) used for every tile; None for 8-bit RGB (unchanged)."""
-        return None if self._ranges is None else self._ranges.copy()
+        """(C, 2) per-channel (low, high) used for every tile; None for 8-bit RGB read unchanged."""
+        if self._layout.passthrough and self._channel is None:
+            return None
+        return self._ranges.copy()
+
+    @property
+    def channel(self) -> int | str | None:
+        """The channel read as a grayscale image (an index or ``"mean"``), chosen or found as the
+        only one with signal; None when all channels are read."""
+        return self._channel
+
+    @property
+    def has_signal(self) -> bool:
+        """False when the model input is constant (e.g. an all-zero image): no object anywhere."""
+        return has_signal(self._ranges, self._layout.rgb, self._channel)
 
     @property
     def sample_hash(self) -> str:
@@ -187,11 +217,9 @@ class SegmentationSession:
             self._sample_hash = content_hash(self.source.sample())
         return self._sample_hash
 
-    def _resolve_ranges(self, given) -> np.ndarray | None:
-        probe = self.source.read(slice(0, 1), slice(0, 1))
-        layout = channel_layout(probe, self.source.prep_channel_axis)
-        if layout.passthrough:
-            return None
+    def _resolve_ranges(self, given) -> np.ndarray:
+        """Per-channel ranges, from ``given`` or the sample: they also decide which channels
+        carry signal (also for 8-bit RGB, which is otherwise not scaled)."""
         count = 1 if self.source.channels is None else self.source.channels
         if given is not None:
             ranges = np.asarray(given, dtype=np.float64)
@@ -210,7 +238,9 @@ class SegmentationSession:
     # -- pixels and encoding -----------------------------------------------------------------
     def _rgb(self, region: Region) -> tuple[np.ndarray, np.ndarray]:
         raw = self.source.read(*region)
-        rgb = to_rgb_uint8(raw, channel_axis=self.source.prep_channel_axis, ranges=self._ranges)
+        rgb = to_rgb_uint8(
+            raw, self.source.prep_channel_axis, ranges=self._ranges, channel=self._channel
+        )
         return raw, rgb
 
     def tile_image(self, index: int) -> np.ndarray:
@@ -292,23 +322,56 @@ class SegmentationSession:
         -------
         RegionPrediction
             Masks of the window they were decoded on (a tile, or a window around an object
-            that crosses tile seams), with its offset in the image.
+            that crosses tile seams), with its offset in the image. Empty, with a ``reason``
+            (:data:`NO_SIGNAL_IMAGE`, :data:`NO_SIGNAL_HERE`), when the image or the window
+            under the prompts has no signal (is constant after preprocessing).
         """
         pts, labels, bx = validate_prompts(self.shape, points, point_labels, box)
         if pts is None and bx is None:
             raise ValueError("Give at least one prompt: points or a box.")
+        # one answer at a time: the predictor holds the window being decoded on
+        with self._predicting:
+            return self._predict(pts, labels, bx, previous, multimask, prompt_views)
+
+    def prepare_prompting(self, region: Region | None = None) -> None:
+        """Compute now what the first click near the centre of ``region`` needs.
+
+        The first click on a window sets the predictor up for it and computes the window's
+        instance maps (from the embedding for the fast answer, and over the model's guide flips,
+        which encodes the window again, for the averaged one): on the CPU that makes the first
+        click several times slower than the next ones. Answering a click at the centre of
+        ``region`` (default: the whole image), and forgetting the answer, pays it in advance,
+        e.g. in the worker that computed the embeddings. Does nothing where a tile is missing.
+
+        Parameters
+        ----------
+        region : (slice, slice), optional
+            (rows, cols) of the image, e.g. the part on screen.
+        """
+        rows, cols = region if region is not None else (slice(0, None), slice(0, None))
+        r0, r1, _ = rows.indices(self.shape[0])
+        c0, c1, _ = cols.indices(self.shape[1])
+        if r1 <= r0 or c1 <= c0:
+            return
+        centre = ((r0 + r1 - 1) / 2, (c0 + c1 - 1) / 2)
+        tile = self.grid.tile_at(*centre)
+        if not self.store.available(tile.index):
+            return
+        for views in dict.fromkeys((1, self.prompt_views)):
+            self.predict(points=[centre], prompt_views=views)
+
+    def _predict(self, pts, labels, bx, previous, multimask, prompt_views) -> RegionPrediction:
         extent = tuple(float(v) for v in prompt_extent(pts, bx))
         prompts = (pts, labels, bx, prompt_views)
+        tile = self.grid.tile_at((extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2)
+        tile_window = self.store.tile_window(tile.index)
+        if not self.has_signal:  # nothing to encode or decode
+            return self._empty(tile_window, multimask, NO_SIGNAL_IMAGE)
         window = None
         if previous is not None and previous.window.rect.holds(extent):
             window = previous.window
-        elif len(self.grid) == 1:
-            window = self.store.tile_window(0)
-        else:
-            tile = self.grid.tile_at((extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2)
-            tile_window = self.store.tile_window(tile.index)
-            if tile_window.rect.holds(extent):
-                window = tile_window
+        elif len(self.grid) == 1 or tile_window.rect.holds(extent):
+            window = tile_window
         result = None
         if window is not None:
             result = self._decode(window, prompts, previous, multimask)
@@ -327,6 +390,13 @@ class SegmentationSession:
             best = result.masks[result.best]
             window = self._centred_window(union_extent(extent, mask_extent(best, result.offset)))
         return result
+
+    def _empty(self, window: Window, multimask: bool, reason: str) -> RegionPrediction:
+        size = self.model.prompt_encoder.mask_input_size
+        rect = window.rect
+        return RegionPrediction.empty(
+            rect.shape, multimask, size, reason, offset=rect.origin, window=window
+        )
 
     def _is_cut(self, result: RegionPrediction) -> bool:
         return is_cut(result.masks[result.best], result.offset, self.shape)
@@ -370,6 +440,8 @@ class SegmentationSession:
             scores=prediction.scores,
             logits=prediction.logits,
             chosen=prediction.chosen,
+            # the predictor sees only the window: it is that part of the image that is empty
+            reason=None if prediction.reason is None else NO_SIGNAL_HERE,
             offset=(int(r0), int(c0)),
             window=window,
         )
