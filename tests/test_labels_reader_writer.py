@@ -117,6 +117,17 @@ def test_reader_opens_what_we_write_with_its_scale(tmp_path, labels, suffix):
     assert len(napari_get_reader([str(path), str(path)])([str(path), str(path)])) == 2
 
 
+def _ome_zarr_image(path, shape, scale):
+    """An empty OME-Zarr 0.5 image (one uint8 level) with pixel size ``scale`` (y, x)."""
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("0", shape=shape, dtype=np.uint8)
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    transform = [{"type": "scale", "scale": list(scale)}]
+    dataset = {"path": "0", "coordinateTransformations": transform}
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [dataset]}]}
+    return path
+
+
 def test_reader_opens_plain_zarr_labels_and_the_labels_of_an_image(tmp_path, labels):
     plain = tmp_path / "plain.zarr"
     zarr.create_array(str(plain), shape=labels.shape, dtype=np.int32)[...] = labels.astype(np.int32)
@@ -124,23 +135,7 @@ def test_reader_opens_plain_zarr_labels_and_the_labels_of_an_image(tmp_path, lab
     assert kind == "labels"
     np.testing.assert_array_equal(data, labels.astype(np.int32))
 
-    image = tmp_path / "image.zarr"
-    group = zarr.open_group(str(image), mode="w")
-    group.create_array("0", shape=labels.shape, dtype=np.uint8)
-    group.attrs["ome"] = {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-                "datasets": [
-                    {
-                        "path": "0",
-                        "coordinateTransformations": [{"type": "scale", "scale": [2.0, 3.0]}],
-                    }
-                ],
-            }
-        ],
-    }
+    image = _ome_zarr_image(tmp_path / "image.zarr", labels.shape, scale=(2.0, 3.0))
     save_labels(image, labels, name="cells", table=False)
     save_labels(image, labels > 0, name="mask", table=False)
     layers = napari_get_reader(str(image))(str(image))
@@ -242,20 +237,7 @@ def test_writer_saves_every_labels_layer_and_reports_the_others(tmp_path, labels
 
 
 def test_writer_puts_several_layers_into_an_ome_zarr_image(tmp_path, labels):
-    image = tmp_path / "image.ome.zarr"
-    group = zarr.open_group(str(image), mode="w")
-    group.create_array("0", shape=labels.shape, dtype=np.uint8)
-    group.attrs["ome"] = {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-                "datasets": [
-                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
-                ],
-            }
-        ],
-    }
+    image = _ome_zarr_image(tmp_path / "image.ome.zarr", labels.shape, scale=(1, 1))
     layers = [_layer(labels, "cells", "labels"), _layer(labels > 0, "cells", "labels")]
     write_layers(str(image), layers)
     names = [kw["name"] for _, kw, _ in read_labels(str(image))]

@@ -24,6 +24,15 @@ def _dapi_rgb(nuclei) -> tuple[np.ndarray, np.ndarray]:
     return rgb, gray
 
 
+def _annotate_dapi_rgb(viewer, nuclei, make_annotator):
+    """The sample as a blue-only RGB layer, chosen in a new annotator: (driver, gray, truth)."""
+    rgb, gray = _dapi_rgb(nuclei)
+    viewer.add_image(rgb, rgb=True, name="dapi rgb")
+    ui = make_annotator()
+    ui.widget.image_combo.setCurrentText("dapi rgb")
+    return ui, gray, nuclei[1]
+
+
 def _choose(widget, text: str) -> None:
     index = widget.channel_combo.findText(text)
     assert index >= 0, text
@@ -34,12 +43,8 @@ def test_a_dapi_rgb_is_segmented_like_its_gray_version(viewer, nuclei, make_anno
     from napari_segany import load_model
     from napari_segany.automatic import segment
 
-    rgb, gray = _dapi_rgb(nuclei)
-    _, truth = nuclei
-    viewer.add_image(rgb, rgb=True, name="dapi rgb")
-    ui = make_annotator()
+    ui, gray, truth = _annotate_dapi_rgb(viewer, nuclei, make_annotator)
     widget = ui.widget
-    widget.image_combo.setCurrentText("dapi rgb")
     assert widget.channel_combo.isEnabled()
     names = [widget.channel_combo.itemText(i) for i in range(widget.channel_combo.count())]
     assert names == ["auto: all, or the one with signal", "R", "G", "B", "mean of R, G, B"]
@@ -58,12 +63,8 @@ def test_a_dapi_rgb_is_segmented_like_its_gray_version(viewer, nuclei, make_anno
 
 
 def test_choosing_a_channel_changes_what_is_segmented(viewer, nuclei, make_annotator):
-    rgb, _ = _dapi_rgb(nuclei)
-    _, truth = nuclei
-    viewer.add_image(rgb, rgb=True, name="dapi rgb")
-    ui = make_annotator()
+    ui, _gray, truth = _annotate_dapi_rgb(viewer, nuclei, make_annotator)
     widget = ui.widget
-    widget.image_combo.setCurrentText("dapi rgb")
     _target, centre = ui.centre_of_largest(truth)
 
     _choose(widget, "R")  # empty: nothing to segment there
