@@ -175,8 +175,8 @@ def test_segment_encoded_is_deterministic(method, rng):
         ),
     )
     rgb = to_rgb_uint8(image)
-    first, scores = segment_encoded(predictor, params, rgb)
-    again, _ = segment_encoded(predictor, params, rgb)
+    first, scores, _ = segment_encoded(predictor, params, rgb)
+    again, _, _ = segment_encoded(predictor, params, rgb)
     assert first.shape == (100, 120) and first.dtype == np.uint32
     np.testing.assert_array_equal(first, again)
     assert set(scores) == set(np.unique(first)) - {0}
@@ -206,9 +206,9 @@ def test_crop_layers_add_candidates_from_zoomed_crops(rng):
     )
     with pytest.raises(ValueError, match="need the image"):
         segment_encoded(predictor, layered)
-    labels, _ = segment_encoded(predictor, layered, image)
+    labels, _, _ = segment_encoded(predictor, layered, image)
     assert labels.shape == (64, 64) and labels.dtype == np.uint32
-    plain, _ = segment_encoded(predictor, base)
+    plain, _, _ = segment_encoded(predictor, base)
     assert plain.shape == labels.shape
 
 

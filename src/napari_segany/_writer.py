@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-_SCORE_COLUMNS = ("predicted_iou", "stability")
+#: per-object columns of a Labels layer's features that go into the object table: the model's
+#: scores (from Segment all) and the review mark (from the annotator's Review)
+_SCORE_COLUMNS = ("predicted_iou", "foreground_probability", "stability", "confidence", "reviewed")
 _FORMATS = (".ome.zarr", ".zarr", ".tiff", ".tif")
 IMAGE_KEY = "napari_segany_image"
 """Labels layer metadata key naming the Image layer the labels were made from."""
@@ -287,6 +289,6 @@ def _scores(features: Any) -> dict[int, dict[str, float]] | None:
         return None
     ids = np.asarray(features[id_column])
     return {
-        int(i): {c: float(v) for c, v in zip(present, row, strict=True)}
+        int(i): {c: float(v) for c, v in zip(present, row, strict=True) if np.isfinite(v)}
         for i, row in zip(ids, np.asarray(features[present], dtype=float), strict=True)
     }

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from napari_segany._qt import labels_edit
 from napari_segany._qt.annotation import Annotation
 from napari_segany._qt.layers import AnnotatorLayers
+from napari_segany._qt.review import set_object_features
 
 
 class SegmentationEdits:
@@ -25,6 +28,8 @@ class SegmentationEdits:
     overwrite : callable () -> bool
         Whether new objects may take pixels of other objects.
     say : callable (str) -> None
+    reviewing : callable () -> ReviewItem or None
+        The object under review, which a commit replaces (see :mod:`napari_segany._qt.review`).
     """
 
     def __init__(
@@ -34,12 +39,14 @@ class SegmentationEdits:
         prepare_layers: Callable[[], None],
         overwrite: Callable[[], bool],
         say: Callable[[str], None],
+        reviewing: Callable[[], object] = lambda: None,
     ) -> None:
         self.annotation = annotation
         self.layers = layers
         self.prepare_layers = prepare_layers
         self.overwrite = overwrite
         self.say = say
+        self.reviewing = reviewing
 
     def _has_output(self) -> bool:
         return self.layers.alive(self.layers.labels_layer)
@@ -54,6 +61,22 @@ class SegmentationEdits:
             self.say("Nothing to commit: the preview is empty.")
             return 0
         self.prepare_layers()
+        reviewed = self.reviewing()
+        if reviewed is not None:  # a fix of the object under review replaces it
+            replaced = labels_edit.replace_object(
+                self.layers.labels_layer,
+                reviewed.label,
+                reviewed.inside,
+                mask,
+                a.prediction.offset,
+                a.plane.leading,
+                overwrite=self.overwrite(),
+            )
+            if not replaced:
+                self.say("The fix had no free pixels; the object is unchanged.")
+                return 0
+            self.say(f"Replaced object {reviewed.label}.")
+            return reviewed.label
         label = labels_edit.commit_mask(
             self.layers.labels_layer,
             mask,
@@ -106,6 +129,7 @@ class SegmentationEdits:
         # a result without its settings was found with the defaults
         params = getattr(result, "params", None) or AutomaticParams()
         overwrite = self.overwrite()
+        first_id = labels_edit.next_free_id(self.layers.labels_layer)
         written = labels_edit.write_instances(
             self.layers.labels_layer,
             result.labels,
@@ -113,6 +137,18 @@ class SegmentationEdits:
             overwrite=overwrite,
             min_size=params.min_size,
         )
+        self._keep_scores(result, written, first_id)
         self.say(
             labels_edit.segment_all_message(written, min_size=params.min_size, overwrite=overwrite)
         )
+
+    def _keep_scores(self, result, written, first_id: int) -> None:
+        """The written objects' model scores as rows of the layer's features (for Review and the
+        object table); written objects get IDs ``first_id``… in the order of their IDs."""
+        kept = np.unique(written.labels)
+        kept = kept[kept > 0]
+        if kept.size == 0 or not hasattr(result, "named_scores"):
+            return
+        scores = result.named_scores()
+        rows = {first_id + k: scores[int(i)] for k, i in enumerate(kept) if int(i) in scores}
+        set_object_features(self.layers.labels_layer, rows)

@@ -89,27 +89,82 @@ def commit_mask(
         The ID written, or 0 when no pixel could be written.
     """
     _check_plane(layer, leading)
+    placed = _in_plane(layer, mask, offset, leading)
+    if placed is None:
+        return 0
+    mask, existing, (top, left) = placed
+    writable = mask if overwrite else mask & (existing == 0)
+    if not writable.any():
+        return 0
+    if label is None:
+        label = max(next_free_id(layer), int(existing.max()) + 1)
+    with layer.block_history():
+        layer.data_setitem(_indices(writable, (top, left), leading), label)
+    _remember(layer, label)
+    return int(label)
+
+
+def _in_plane(layer, mask, offset, leading):
+    """``mask`` cut to the plane, the layer's labels under it and its (top, left); None if it
+    lies outside the plane."""
     mask = np.asarray(mask, dtype=bool)
     height, width = (int(s) for s in layer.data.shape[-2:])
     r0, c0 = int(offset[0]), int(offset[1])
     top, left = max(r0, 0), max(c0, 0)
     bottom, right = min(r0 + mask.shape[0], height), min(c0 + mask.shape[1], width)
     if bottom <= top or right <= left:
-        return 0
+        return None
     mask = mask[top - r0 : bottom - r0, left - c0 : right - c0]
-    region = (*leading, slice(top, bottom), slice(left, right))
-    existing = np.asarray(layer.data[region])
-    writable = mask if overwrite else mask & (existing == 0)
+    existing = np.asarray(layer.data[(*leading, slice(top, bottom), slice(left, right))])
+    return mask, existing, (top, left)
+
+
+def _indices(mask: np.ndarray, origin: tuple[int, int], leading: tuple[int, ...]):
+    """Fancy indices into the layer of the pixels of ``mask`` placed at plane ``origin``."""
+    rows, cols = np.nonzero(mask)
+    return (*(np.full(rows.shape, i) for i in leading), rows + origin[0], cols + origin[1])
+
+
+def replace_object(
+    layer,
+    label: int,
+    inside: tuple[int, int],
+    mask: np.ndarray,
+    offset: tuple[int, int],
+    leading: tuple[int, ...] = (),
+    *,
+    overwrite: bool = False,
+) -> bool:
+    """Replace object ``label`` by ``mask``, keeping its ID, as one undo step.
+
+    Parameters
+    ----------
+    label : int
+        The object to replace.
+    inside : (int, int)
+        Plane (row, col) of one of its pixels (the object is found from there).
+    mask, offset, leading, overwrite
+        As for :func:`commit_mask`; the old object's pixels count as free.
+
+    Returns
+    -------
+    bool
+        False, and nothing changed, when ``label`` is not at ``inside`` or the mask has no
+        writable pixel.
+    """
+    _check_plane(layer, leading)
+    found, old = object_pixels(layer, inside, leading)
+    placed = _in_plane(layer, mask, offset, leading)
+    if found != label or placed is None:
+        return False
+    mask, existing, origin = placed
+    writable = mask if overwrite else mask & ((existing == 0) | (existing == label))
     if not writable.any():
-        return 0
-    if label is None:
-        label = max(next_free_id(layer), int(existing.max()) + 1)
-    rows, cols = np.nonzero(writable)
-    indices = (*(np.full(rows.shape, i) for i in leading), rows + top, cols + left)
+        return False
     with layer.block_history():
-        layer.data_setitem(indices, label)
-    _remember(layer, label)
-    return int(label)
+        layer.data_setitem(old, 0)
+        layer.data_setitem(_indices(writable, origin, leading), label)
+    return True
 
 
 def object_pixels(layer, position: tuple[int, int], leading: tuple[int, ...] = ()):

@@ -36,6 +36,8 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Shift + C", "clear the prompts"),
     ("Shift + D", "delete the object under the cursor"),
     ("Ctrl + Z / Ctrl + Shift + Z", "undo / redo in the segmentation"),
+    ("] / [", "Review: next / previous object"),
+    ("Shift + A / Shift + X", "Review: accept / delete the object (prompts + C replace it)"),
 )
 
 
@@ -87,7 +89,24 @@ class AnnotatorPanel(QWidget):
             "Segment every object of the image (after computing embeddings)"
         )
         self.segment_all_button.setEnabled(False)
-        layout.addWidget(self.segment_all_button)
+        self.review_button = QPushButton("Review")
+        self.review_button.setCheckable(True)
+        self.review_button.setToolTip(
+            "Step through the segmentation's objects, least confident first: accept, delete, "
+            "or fix each with prompts"
+        )
+        self.previous_button = QPushButton("[")
+        self.accept_button = QPushButton("Accept")
+        self.delete_button = QPushButton("Delete")
+        self.next_button = QPushButton("]")
+        for button in (self.previous_button, self.next_button):
+            button.setFixedWidth(button.fontMetrics().horizontalAdvance("[") * 4)
+        self.review_controls = (
+            self.previous_button, self.accept_button, self.delete_button, self.next_button,
+        )  # fmt: skip
+        layout.addLayout(_row(self.segment_all_button, self.review_button))
+        layout.addLayout(_row(*self.review_controls))
+        self.set_reviewing(False)
 
         shortcuts = QLabel("<br>".join(f"<b>{key}</b>: {what}" for key, what in SHORTCUTS))
         shortcuts.setWordWrap(True)
@@ -115,6 +134,12 @@ class AnnotatorPanel(QWidget):
     def say(self, text: str) -> None:
         """Show ``text`` in the status line."""
         self.status.setText(text)
+
+    def set_reviewing(self, reviewing: bool) -> None:
+        """The review buttons work while reviewing."""
+        self.review_button.setChecked(reviewing)
+        for button in self.review_controls:
+            button.setEnabled(reviewing)
 
     def set_running(self, running: bool) -> None:
         """Cancel while a job runs, Compute embeddings when none does."""

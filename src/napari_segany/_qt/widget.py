@@ -30,6 +30,7 @@ from napari_segany._qt.jobs import Jobs
 from napari_segany._qt.layers import AnnotatorLayers, plane_transform, same_layer
 from napari_segany._qt.panel import SHORTCUTS, AnnotatorPanel
 from napari_segany._qt.preview import PreviewDecoder
+from napari_segany._qt.review import Reviewer
 from napari_segany._qt.session_jobs import SessionJobs
 from napari_segany._qt.sessions import default_session_factory
 from napari_segany._qt.warmup import warm_in_background
@@ -89,6 +90,10 @@ class SegmentAnythingWidget(QWidget):
                 "Shift-D": self.delete_under_cursor,
                 "Control-Z": self.undo,
                 "Control-Shift-Z": self.redo,
+                "]": self.review_next,
+                "[": self.review_previous,
+                "Shift-A": self.review_accept,
+                "Shift-X": self.review_delete,
             },
             point_keys={"t": self.toggle_negative},
             negative_mode=lambda: self.annotation.negative_mode,
@@ -101,7 +106,9 @@ class SegmentAnythingWidget(QWidget):
             prepare_layers=self._ensure_layers,
             overwrite=self.panel.overwrite_check.isChecked,
             say=self._say,
+            reviewing=lambda: self.reviewer.current,
         )
+        self.reviewer = Reviewer(napari_viewer, self.layers, self._plane_info, self._say)
         self.session_jobs = SessionJobs(
             napari_viewer,
             self.annotation,
@@ -142,6 +149,8 @@ class SegmentAnythingWidget(QWidget):
         self.candidate_buttons = panel.candidates.buttons
         self.commit_button, self.clear_button = panel.commit_button, panel.clear_button
         self.segment_all_button = panel.segment_all_button
+        self.review_button, self.accept_button = panel.review_button, panel.accept_button
+        self.delete_button = panel.delete_button
 
     def _connect(self) -> None:
         panel = self.panel
@@ -153,6 +162,11 @@ class SegmentAnythingWidget(QWidget):
         panel.commit_button.clicked.connect(self.commit)
         panel.clear_button.clicked.connect(self.clear_prompts)
         panel.segment_all_button.clicked.connect(self.segment_all)
+        panel.review_button.clicked.connect(self.toggle_review)
+        panel.previous_button.clicked.connect(self.review_previous)
+        panel.next_button.clicked.connect(self.review_next)
+        panel.accept_button.clicked.connect(self.review_accept)
+        panel.delete_button.clicked.connect(self.review_delete)
         self.jobs.message.connect(self._say)
         self.jobs.running_changed.connect(self._set_running)
         self.annotation.prediction_changed.connect(self._prediction_changed)
@@ -357,8 +371,13 @@ class SegmentAnythingWidget(QWidget):
         if self.annotation.prediction is None or self.preview.running():
             self._say("Nothing to commit yet: add a prompt and wait for the preview.")
             return 0
+        reviewing = self.reviewer.active
         label = self.edits.commit()
         self.clear_prompts()
+        if reviewing and label:
+            self.reviewer.relocate()
+            self.reviewer.mark()  # the fix is the review of this object
+            self.panel.set_reviewing(self.reviewer.active)
         return label
 
     def delete_under_cursor(self, position=None) -> int:
@@ -372,6 +391,44 @@ class SegmentAnythingWidget(QWidget):
     def redo(self) -> None:
         """Redo the last undone edit of the segmentation (Ctrl+Shift+Z)."""
         self.edits.redo()
+
+    # -- review -------------------------------------------------------------------------------
+    def _plane_info(self):
+        scale, translate = self._transform()
+        return self.annotation.plane.leading, scale, translate
+
+    def toggle_review(self) -> None:
+        """Start reviewing the segmentation's objects, least confident first, or stop."""
+        if self.reviewer.active or self.annotation.plane is None:
+            self.reviewer.stop()
+            if self.annotation.plane is None:
+                self._say("Compute embeddings first, then Segment all, then Review.")
+        else:
+            self.clear_prompts()
+            self.reviewer.start()
+        self.panel.set_reviewing(self.reviewer.active)
+
+    def _review_step(self, step) -> None:
+        if self.reviewer.active:
+            self.clear_prompts()
+            step()
+            self.panel.set_reviewing(self.reviewer.active)
+
+    def review_next(self) -> None:
+        """Review: the next object (shortcut ])."""
+        self._review_step(self.reviewer.next)
+
+    def review_previous(self) -> None:
+        """Review: the previous object (shortcut [)."""
+        self._review_step(self.reviewer.previous)
+
+    def review_accept(self) -> None:
+        """Review: keep the object as it is, mark it reviewed, go on (shortcut Shift+A)."""
+        self._review_step(self.reviewer.mark)
+
+    def review_delete(self) -> None:
+        """Review: delete the object (one undo step), mark it, go on (shortcut Shift+X)."""
+        self._review_step(self.reviewer.delete)
 
     # -- docking -----------------------------------------------------------------------------
     def sizeHint(self) -> QSize:

@@ -6,7 +6,7 @@
 """
 
 from napari_segany.automatic.free_pixels import FreeObjects, clip_to_free
-from napari_segany.automatic.metrics import matching_accuracy
+from napari_segany.automatic.metrics import ObjectErrors, matching_accuracy, object_errors
 from napari_segany.automatic.params import METHODS, AutomaticParams
 from napari_segany.automatic.point_grid import PointGridParams
 from napari_segany.automatic.segment import AutomaticResult, iter_segment, segment
@@ -16,9 +16,11 @@ __all__ = [
     "AutomaticParams",
     "AutomaticResult",
     "FreeObjects",
+    "ObjectErrors",
     "PointGridParams",
     "clip_to_free",
     "iter_segment",
     "matching_accuracy",
+    "object_errors",
     "segment",
 ]

@@ -180,9 +180,10 @@ def iter_segment_dask(
             out = np.zeros(grid.shape, np.uint32)
             stitcher = TileStitcher(out)
             for tile in grid.tiles:  # stitching order fixed: same IDs as in one process
-                labels, scores = tiles[tile.index]
-                stitcher.add(tile, labels, scores)
-            results.append(AutomaticResult(out, stitcher.scores, method, params))
+                stitcher.add(tile, *tiles[tile.index])
+            results.append(
+                AutomaticResult(out, stitcher.scores, method, params, stitcher.confidence)
+            )
         return results
     finally:
         if own_client is not None:

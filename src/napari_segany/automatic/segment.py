@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,12 +30,18 @@ class AutomaticResult:
         The settings that found the objects (their ``min_size`` also applies when the objects
         are later fitted around existing ones, see
         :func:`napari_segany.automatic.free_pixels.clip_to_free`).
+    confidence : dict
+        Object ID → how likely the object is right (correct rather than a merge, a fragment or
+        a false object), 0–1: for ranking objects to review, lowest first. Instance head: a
+        logistic scorer of the object's features (:mod:`napari_segany.automatic.confidence`);
+        point grid: the predicted IoU.
     """
 
     labels: object
     scores: dict[int, tuple[float, float]]
     method: str
     params: AutomaticParams | None = None
+    confidence: dict[int, float] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -45,9 +51,14 @@ class AutomaticResult:
     def named_scores(self) -> dict[int, dict[str, float]]:
         """Scores as ID → {column: value}, with column names that say what they measure
         (``predicted_iou``/``stability`` for the point grid, ``foreground_probability``/
-        ``stability`` for the instance head), for the object table."""
+        ``stability`` for the instance head, then ``confidence`` when known), for the object
+        table."""
         first = "predicted_iou" if self.method == "point_grid" else "foreground_probability"
-        return {i: {first: s[0], "stability": s[1]} for i, s in self.scores.items()}
+        named = {i: {first: s[0], "stability": s[1]} for i, s in self.scores.items()}
+        for i, value in self.confidence.items():
+            if i in named:
+                named[i]["confidence"] = value
+        return named
 
 
 def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
@@ -58,6 +69,8 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
     labels : ndarray, shape (tile rows, tile cols), uint32
     scores : dict
         Tile object ID → (score, stability).
+    confidence : dict
+        Tile object ID → confidence.
     """
     from napari_segany.inference.predictor import Predictor
 
@@ -115,10 +128,9 @@ def iter_segment(
     predictor = Predictor(session.model, session.precision)
     tiles = session.grid.tiles
     for done, tile in enumerate(tiles, start=1):
-        labels, scores = tile_labels(session, tile.index, params, predictor)
-        stitcher.add(tile, labels, scores)
+        stitcher.add(tile, *tile_labels(session, tile.index, params, predictor))
         yield Progress(done, len(tiles), f"segmenting tile {done}/{len(tiles)}")
-    return AutomaticResult(out, stitcher.scores, method, params)
+    return AutomaticResult(out, stitcher.scores, method, params, stitcher.confidence)
 
 
 def segment(

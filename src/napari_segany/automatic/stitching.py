@@ -61,6 +61,8 @@ class TileStitcher:
     ----------
     scores : dict
         Image object ID → the per-object scores given with its tile.
+    confidence : dict
+        Image object ID → the confidence given with its tile.
     next_id : int
         The ID the next kept object gets (IDs are unique across the image, 1..N in order).
     """
@@ -69,9 +71,16 @@ class TileStitcher:
         self.out = out
         self.duplicate_fraction = duplicate_fraction
         self.scores: dict[int, tuple[float, float]] = {}
+        self.confidence: dict[int, float] = {}
         self.next_id = 1
 
-    def add(self, tile: Tile, labels: np.ndarray, scores: dict | None = None) -> int:
+    def add(
+        self,
+        tile: Tile,
+        labels: np.ndarray,
+        scores: dict | None = None,
+        confidence: dict | None = None,
+    ) -> int:
         """Write the objects ``tile`` owns; returns how many were written.
 
         Parameters
@@ -81,6 +90,8 @@ class TileStitcher:
             Labels of the tile's outer region (0 background).
         scores : dict, optional
             Tile object ID → scores, carried over to the new IDs.
+        confidence : dict, optional
+            Tile object ID → confidence, carried over likewise.
         """
         if tuple(labels.shape) != tile.shape:
             raise ValueError(f"tile labels have shape {labels.shape}, the tile is {tile.shape}")
@@ -110,6 +121,8 @@ class TileStitcher:
             new_values[obj] = self.next_id
             if scores is not None and int(obj) in scores:
                 self.scores[self.next_id] = scores[int(obj)]
+            if confidence is not None and int(obj) in confidence:
+                self.confidence[self.next_id] = confidence[int(obj)]
             self.next_id += 1
             written += 1
         if written:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_segany.automatic.confidence import head_confidence
 from napari_segany.automatic.params import AutomaticParams
 from napari_segany.automatic.point_grid import (
     crop_layer_candidates,
@@ -15,7 +16,7 @@ from napari_segany.automatic.point_grid import (
 
 def segment_encoded(
     predictor, params: AutomaticParams, rgb: np.ndarray | None = None
-) -> tuple[np.ndarray, dict[int, tuple[float, float]]]:
+) -> tuple[np.ndarray, dict[int, tuple[float, float]], dict[int, float]]:
     """Label every object of the predictor's current image.
 
     Parameters
@@ -35,6 +36,10 @@ def segment_encoded(
         Object ID → (score, stability). Point grid: the mask's predicted IoU and stability
         score. Instance head: the object's mean foreground probability and the stability of its
         area when the foreground threshold moves by ±0.1.
+    confidence : dict
+        Object ID → how likely the object is right, 0–1. Point grid: its predicted IoU
+        (clipped to 0–1). Instance head: the packaged scorer on the object's features
+        (:mod:`napari_segany.automatic.confidence`).
     """
     method = params.resolve_method(predictor.model)
     if method == "point_grid":
@@ -46,13 +51,31 @@ def segment_encoded(
             candidates += crop_layer_candidates(predictor.model, rgb, grid, predictor.precision)
         candidates = suppress_duplicates(candidates, grid.box_nms_threshold)
         shape = tuple(predictor.get_embedding().original_size)
-        return paint_candidates(candidates, shape, params.min_size, params.fill_holes)
-    from napari_segany.inference.instance_maps import instance_labels  # imports torch
+        labels, scores = paint_candidates(candidates, shape, params.min_size, params.fill_holes)
+        # the decoder's own IoU estimate is the point grid's best single ranking cue
+        return labels, scores, {i: min(1.0, max(0.0, s[0])) for i, s in scores.items()}
+    labels, maps = head_labels_and_maps(predictor, params, rgb)
+    scores = head_object_scores(labels, maps.foreground, params.foreground_threshold)
+    stability = {i: s[1] for i, s in scores.items()}
+    confidence = head_confidence(
+        labels, maps.foreground, maps.centre, maps.foreground_spread, stability
+    )
+    return labels, scores, confidence
 
-    labels, foreground = instance_labels(
+
+def head_labels_and_maps(predictor, params: AutomaticParams, rgb: np.ndarray | None = None):
+    """Instance-head labels of the predictor's current image and the maps they came from.
+
+    Returns
+    -------
+    labels : ndarray, shape (H, W), uint32
+    maps : napari_segany.inference.instance_maps.InstanceMaps
+    """
+    from napari_segany.inference.instance_maps import instance_labels_and_maps  # imports torch
+
+    return instance_labels_and_maps(
         predictor.model, predictor.get_embedding(), lambda: rgb, params, predictor.precision
     )
-    return labels, head_object_scores(labels, foreground, params.foreground_threshold)
 
 
 def head_object_scores(

@@ -8,6 +8,7 @@ here (:func:`instance_labels`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,6 +17,24 @@ import torch.nn.functional as F
 from napari_segany.inference.embedding import ImageEmbedding, embed_rgbs
 from napari_segany.inference.instance_labels import InstanceSeeding
 from napari_segany.models.sam import SamModel
+
+
+@dataclass(frozen=True)
+class InstanceMaps:
+    """An instance head's maps of one image, averaged over flipped views.
+
+    Attributes
+    ----------
+    foreground, centre : ndarray, shape (H, W), float32
+        Mean foreground and centre probabilities over the views, at the image's original size.
+    foreground_spread : ndarray, shape (H, W), float32
+        Standard deviation of the foreground probability across the views (zeros for one view):
+        where the flipped views disagree.
+    """
+
+    foreground: np.ndarray
+    centre: np.ndarray
+    foreground_spread: np.ndarray
 
 
 def instance_probabilities(
@@ -49,18 +68,35 @@ def instance_probabilities(
     foreground, centre : ndarray, shape (H, W), float32
         At the image's original size, values 0–1.
     """
+    maps = instance_maps(model, embedding, rgb, flips, precision)
+    return maps.foreground, maps.centre
+
+
+def instance_maps(
+    model: SamModel,
+    embedding: ImageEmbedding,
+    rgb: np.ndarray | None = None,
+    flips: int = 1,
+    precision: str = "fp32",
+) -> InstanceMaps:
+    """:func:`instance_probabilities`, with the foreground's spread across the flipped views."""
     if flips > 1 and rgb is None:
         raise ValueError("averaging instance maps over several flips needs the image")
     with torch.inference_mode():
         features = embedding.features.to(model.device)
         total = _head_probabilities(model, features, embedding.original_size, embedding.input_size)
+        squares = total[0] ** 2
         for forward, back in _FLIP_TRANSFORMS[1:flips]:
             view = embed_rgbs(model, [np.ascontiguousarray(forward(rgb))], precision)[0]
-            total += back(
+            probs = back(
                 _head_probabilities(model, view.features, view.original_size, view.input_size)
             )
-    probs = (total / flips).cpu().numpy()
-    return probs[0], probs[1]
+            total += probs
+            squares += probs[0] ** 2
+        mean = total / flips
+        spread = (squares / flips - mean[0] ** 2).clamp_(min=0).sqrt_()
+    probs = mean.cpu().numpy()
+    return InstanceMaps(probs[0], probs[1], spread.cpu().numpy())
 
 
 def instance_labels(
@@ -85,6 +121,18 @@ def instance_labels(
     labels : ndarray, shape (H, W), uint32
     foreground : ndarray, shape (H, W), float32
     """
+    labels, maps = instance_labels_and_maps(model, embedding, read_rgb, seeding, precision)
+    return labels, maps.foreground
+
+
+def instance_labels_and_maps(
+    model: SamModel,
+    embedding: ImageEmbedding,
+    read_rgb: Callable[[], np.ndarray] | None,
+    seeding: InstanceSeeding,
+    precision: str = "fp32",
+) -> tuple[np.ndarray, InstanceMaps]:
+    """:func:`instance_labels`, with all the maps the labels came from (:class:`InstanceMaps`)."""
     rgb = None
     if seeding.flips > 1:
         if read_rgb is None:
@@ -93,8 +141,8 @@ def instance_labels(
                 "set_embedding(embedding, read_rgb)"
             )
         rgb = read_rgb()
-    foreground, centre = instance_probabilities(model, embedding, rgb, seeding.flips, precision)
-    return seeding.labels(foreground, centre), foreground
+    maps = instance_maps(model, embedding, rgb, seeding.flips, precision)
+    return seeding.labels(maps.foreground, maps.centre), maps
 
 
 def _head_probabilities(model, features, size, input_size) -> torch.Tensor:

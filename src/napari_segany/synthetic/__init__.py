@@ -10,7 +10,9 @@ Main entry points:
 - :func:`generate_scene` -- one :class:`Scene` (float and quantised image, labels, metadata);
 - :func:`sample_config` -- one scene's :class:`SceneParams` drawn from a :class:`SceneConfig`
   (``held_out=True`` for validation scenes; see :mod:`.config` for what differs);
-- :func:`generate_nuclei` -- the simple nuclei image used by the sample data.
+- :func:`generate_nuclei` -- the simple nuclei image used by the sample data;
+- :data:`DENSE_CLUSTERS` -- ranges for dense clusters of touching nuclei with weak borders
+  (:mod:`.presets`), to pass as ``config`` like the default ``SceneConfig()``.
 
 Usage::
 
@@ -21,7 +23,8 @@ Usage::
 Modules: ``config`` (ranges, sampling, held-out bands), ``layout`` (sizes, placement, shared
 borders), ``shapes`` (star-convex shapes), ``objects`` (appearance of each kind), ``debris``,
 ``camera`` (background, illumination, noise, quantisation), ``filters`` (blurs, smooth fields),
-``scene`` (assembly, labels, visibility, metadata) and ``nuclei`` (:func:`generate_nuclei`).
+``scene`` (assembly, labels, visibility, metadata), ``nuclei`` (:func:`generate_nuclei`),
+``presets`` (named ranges) and ``measure`` (touching pairs, border contrast, object sizes).
 """
 
 from .config import (
@@ -38,12 +41,14 @@ from .debris import DEBRIS_KINDS, DebrisInfo
 from .filters import gaussian_blur
 from .nuclei import generate_nuclei
 from .objects import KINDS
+from .presets import DENSE_CLUSTERS
 from .scene import ObjectInfo, Scene, generate_scene
 
 __all__ = [
     "BANDED",
     "BIT_DEPTHS",
     "DEBRIS_KINDS",
+    "DENSE_CLUSTERS",
     "KINDS",
     "MODALITIES",
     "DebrisInfo",

@@ -65,6 +65,9 @@ class SceneConfig:
     transmitted_irregularity: Range = (0.03, 0.25)  # brightfield and phase cells
     coverage: Range = (0.03, 0.6)  # expected fraction of the field covered by objects
     max_density: float = 4000.0  # objects per megapixel at most (caps dense small-object fields)
+    # objects drawn per object wanted; a placement that overlaps too much is skipped, so dense
+    # clustered fields need more tries to reach their coverage
+    placement_tries: float = 1.5
     p_touching: float = 0.5  # touching layout (shared borders) rather than overlapping
     max_overlap: Range = (0.02, 0.3)  # overlap allowed as a fraction of either object
     clustering: Range = (0.0, 0.8)  # probability a new object is placed against an old one
@@ -136,6 +139,7 @@ class SceneParams:
     coverage: float = 0.25
     n_objects: int | None = None  # objects to place; None: from coverage and radius_mean
     max_density: float = 4000.0  # objects per megapixel at most
+    placement_tries: float = 1.5  # objects drawn per object wanted
     touching: bool = False
     max_overlap: float = 0.05
     clustering: float = 0.0
@@ -320,6 +324,7 @@ def sample_config(
         "irregularity": _uniform(rng, irregularity),
         "coverage": _uniform(rng, config.coverage),
         "max_density": config.max_density,
+        "placement_tries": config.placement_tries,
         "touching": bool(rng.random() < config.p_touching),
         "max_overlap": _uniform(rng, config.max_overlap),
         "clustering": _uniform(rng, config.clustering),

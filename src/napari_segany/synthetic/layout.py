@@ -32,7 +32,8 @@ class Placed:
 
 def target_count(image_shape: tuple[int, int], params: SceneParams) -> int:
     """Number of objects to place: ``params.n_objects`` when set, else from ``coverage`` and the
-    mean object area, capped by ``max_density``. Up to 1.5 times as many are tried."""
+    mean object area, capped by ``max_density``. Up to ``placement_tries`` times as many are
+    tried."""
     if params.n_objects is not None:
         return int(params.n_objects)
     area = image_shape[0] * image_shape[1]
@@ -142,7 +143,7 @@ def place_objects(
         Canvas padding; the canvas is (H + 2 pad, W + 2 pad).
     """
     target = target_count(image_shape, params)
-    specs = sample_specs(rng, params, int(target * 1.5) + 2)
+    specs = sample_specs(rng, params, int(target * params.placement_tries) + 2)
     # centres may lie 0.3 radius outside the image (see _centre)
     reach = max(s.shape.extent + s.margin(params) + 0.3 * s.shape.radius for s in specs)
     pad = math.ceil(reach) + 3
