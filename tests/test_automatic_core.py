@@ -23,6 +23,7 @@ from napari_segany.inference.instance_labels import (
     relabel_sequential,
     remove_small_objects,
     split_concave_objects,
+    split_seeds_at_peaks,
 )
 from napari_segany.models.architectures import ARCHITECTURES
 from napari_segany.training.instance_targets import centre_map
@@ -267,3 +268,30 @@ def test_the_old_name_views_still_sets_flips():
         pytest.raises(ValueError, match="not also its old name"),
     ):
         AutomaticParams.from_options(views=1, flips=4)
+
+
+def test_a_seed_holding_two_prominent_centre_peaks_is_split():
+    # two touching nuclei whose centre values stay above the seed threshold between them
+    left, right = disk((60, 90), (30, 28), 16), disk((60, 90), (30, 58), 16)
+    yy, xx = np.mgrid[:60, :90]
+
+    def bump(col):
+        return np.exp(-((yy - 30) ** 2 + (xx - col) ** 2) / (2 * 14.0**2))
+
+    # peaks 1 and 0.95 (unequal, as in real maps), saddle ≈ 0.55
+    centre = np.maximum(bump(28), 0.95 * bump(58)) * (left | right)
+    maps = dict(foreground=(left | right).astype(float), centre=centre, seed_threshold=0.5)
+    assert labels_from_maps(**maps, peak_prominence=0.0).max() == 1
+    two = labels_from_maps(**maps, peak_prominence=0.15)
+    assert two.max() == 2
+    assert {int(two[30, 28]), int(two[30, 58])} == {1, 2}
+    # a peak less prominent than the threshold does not split
+    assert labels_from_maps(**maps, peak_prominence=0.6).max() == 1
+
+
+def test_split_seeds_at_peaks_keeps_single_peak_seeds():
+    seeds = np.zeros((20, 40), np.int32)
+    seeds[5:15, 2:18], seeds[5:15, 22:38] = 1, 2
+    centre = np.zeros(seeds.shape)
+    centre[10, 10] = centre[10, 30] = 1.0
+    np.testing.assert_array_equal(split_seeds_at_peaks(seeds, centre, 0.1), seeds)

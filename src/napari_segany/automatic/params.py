@@ -20,9 +20,9 @@ class AutomaticParams(InstanceSeeding):
     """How to find every object.
 
     The instance-head settings (``min_size``, ``fill_holes``, ``foreground_threshold``,
-    ``seed_threshold``, ``centre_sigma``, ``split_solidity``, ``flips``) are those of
-    :class:`~napari_segany.inference.instance_labels.InstanceSeeding`; ``min_size`` and
-    ``fill_holes`` apply to the point grid too.
+    ``seed_threshold``, ``centre_sigma``, ``split_solidity``, ``peak_prominence``, ``flips``) are
+    those of :class:`~napari_segany.inference.instance_labels.InstanceSeeding`; ``min_size``
+    and ``fill_holes`` apply to the point grid too.
 
     Attributes
     ----------

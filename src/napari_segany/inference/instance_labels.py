@@ -29,6 +29,10 @@ class InstanceSeeding:
     split_solidity : float
         Objects whose solidity (area ÷ convex hull area) is below this are split along their
         necks, e.g. two touching nuclei seeded as one (0: never).
+    peak_prominence : float
+        A seed holding two or more maxima of the (smoothed) centre map that rise at least this
+        much above the saddles around them is split into those maxima, e.g. two touching
+        nuclei whose centres are joined above the seed threshold (0: never split).
     flips : {1, 4, 8}
         The maps are averaged over this many flipped views of the image, each encoded on its
         own: 1 the image as it is, 4 with its up-down, left-right and both flips, 8 with the
@@ -42,6 +46,7 @@ class InstanceSeeding:
     seed_threshold: float = 0.5
     centre_sigma: float = 1.0
     split_solidity: float = 0.95
+    peak_prominence: float = 0.15
     flips: int = 4
 
     def __post_init__(self) -> None:
@@ -53,8 +58,10 @@ class InstanceSeeding:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.centre_sigma < 0:
             raise ValueError(f"centre_sigma must be ≥ 0, got {self.centre_sigma}")
-        if not 0 <= self.split_solidity <= 1:
-            raise ValueError(f"split_solidity must be between 0 and 1, got {self.split_solidity}")
+        for name in ("split_solidity", "peak_prominence"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.flips not in FLIPS:
             raise ValueError(f"flips must be one of {FLIPS}, got {self.flips!r}")
 
@@ -69,6 +76,7 @@ class InstanceSeeding:
             fill_holes=self.fill_holes,
             centre_sigma=self.centre_sigma,
             split_solidity=self.split_solidity,
+            peak_prominence=self.peak_prominence,
         )
 
 
@@ -82,6 +90,7 @@ def labels_from_maps(
     fill_holes: bool = True,
     centre_sigma: float = 0.0,
     split_solidity: float = 0.0,
+    peak_prominence: float = 0.0,
 ) -> np.ndarray:
     """Split the foreground into objects, one per region of high centre value.
 
@@ -108,6 +117,9 @@ def labels_from_maps(
     split_solidity : float
         Objects less convex than this are split along their necks
         (:func:`split_concave_objects`); 0 never splits.
+    peak_prominence : float
+        Seeds holding two or more centre maxima at least this high above the saddles around
+        them are split into those maxima (:func:`split_seeds_at_peaks`); 0 never splits.
 
     Returns
     -------
@@ -130,6 +142,8 @@ def labels_from_maps(
     seeds, n_seeds = ndimage.label(mask & (centre > seed_threshold))
     if n_seeds == 0:
         return np.zeros(mask.shape, np.uint32)
+    if peak_prominence > 0:
+        seeds = split_seeds_at_peaks(seeds, centre, peak_prominence)
     # foreground regions without a seed are left out: they were mostly background patches
     # next to objects, and keeping them lowered accuracy (docs/history.md)
     labels = watershed(-centre, markers=seeds, mask=mask)
@@ -138,6 +152,43 @@ def labels_from_maps(
     if split_solidity > 0:
         labels = split_concave_objects(labels, split_solidity)
     return relabel_sequential(remove_small_objects(labels, min_size))
+
+
+def split_seeds_at_peaks(seeds: np.ndarray, centre: np.ndarray, prominence: float) -> np.ndarray:
+    """Replace each seed holding two or more prominent centre maxima by those maxima.
+
+    Parameters
+    ----------
+    seeds : ndarray, shape (H, W), integer
+        Seed labels 1..N, 0 elsewhere.
+    centre : ndarray, shape (H, W), float
+        The centre map the seeds were thresholded from.
+    prominence : float
+        A maximum counts if it rises at least this much above every saddle that joins it to a
+        higher one (scikit-image's ``h_maxima``).
+
+    Returns
+    -------
+    ndarray, shape (H, W)
+        Seeds with one or no maximum unchanged; the maxima of the others as new seeds (IDs
+        after the largest), the rest of those seeds 0 (the watershed floods it).
+    """
+    from scipy import ndimage
+    from skimage.morphology import h_maxima
+
+    peaks, n_peaks = ndimage.label((h_maxima(centre, prominence) > 0) & (seeds > 0))
+    if n_peaks < 2:
+        return seeds
+    owner = np.zeros(n_peaks + 1, np.int64)  # the seed holding each maximum
+    owner[peaks.ravel()] = seeds.ravel()
+    owner[0] = 0
+    n_seeds = int(seeds.max())
+    split = np.bincount(owner[1:], minlength=n_seeds + 1) >= 2
+    split[0] = False
+    out = np.where(split[seeds], 0, seeds)
+    moved = split[owner[peaks]] & (peaks > 0)
+    out[moved] = peaks[moved] + n_seeds
+    return out
 
 
 def split_concave_objects(
