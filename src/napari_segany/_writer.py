@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_segany._qt.layers import IMAGE_KEY
+from napari_segany._qt.review import REVIEWED
+
 #: per-object columns of a Labels layer's features that go into the object table: the model's
 #: scores (from Segment all) and the review mark (from the annotator's Review)
-_SCORE_COLUMNS = ("predicted_iou", "foreground_probability", "stability", "confidence", "reviewed")
+_SCORE_COLUMNS = ("predicted_iou", "foreground_probability", "stability", "confidence", REVIEWED)
 _FORMATS = (".ome.zarr", ".zarr", ".tiff", ".tif")
-IMAGE_KEY = "napari_segany_image"
-"""Labels layer metadata key naming the Image layer the labels were made from."""
 
 _log = logging.getLogger(__name__)
 

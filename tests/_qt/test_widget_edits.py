@@ -124,7 +124,7 @@ def test_delete_object_and_write_instances_are_single_undo_steps():
     auto = np.zeros((64, 64), dtype=np.uint32)
     auto[_disk((64, 64), (20, 26), 6)] = 5  # over object 1, its free part compact
     auto[_disk((64, 64), (45, 45), 6)] = 9
-    assert labels_edit.write_instances(layer, auto).kept == 2
+    assert labels_edit.write_instances(layer, auto).fitted.kept == 2
     data = np.asarray(layer.data)
     assert np.array_equal(data[before == 1], before[before == 1])
     assert set(np.unique(data)) == {0, 1, 2, 3}

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from napari_segany._qt import labels_edit
 from napari_segany._qt.annotation import Annotation
 from napari_segany._qt.layers import AnnotatorLayers
@@ -129,7 +127,6 @@ class SegmentationEdits:
         # a result without its settings was found with the defaults
         params = getattr(result, "params", None) or AutomaticParams()
         overwrite = self.overwrite()
-        first_id = labels_edit.next_free_id(self.layers.labels_layer)
         written = labels_edit.write_instances(
             self.layers.labels_layer,
             result.labels,
@@ -137,18 +134,18 @@ class SegmentationEdits:
             overwrite=overwrite,
             min_size=params.min_size,
         )
-        self._keep_scores(result, written, first_id)
+        self._keep_scores(result, written.ids)
         self.say(
-            labels_edit.segment_all_message(written, min_size=params.min_size, overwrite=overwrite)
+            labels_edit.segment_all_message(
+                written.fitted, min_size=params.min_size, overwrite=overwrite
+            )
         )
 
-    def _keep_scores(self, result, written, first_id: int) -> None:
+    def _keep_scores(self, result, ids: dict[int, int]) -> None:
         """The written objects' model scores as rows of the layer's features (for Review and the
-        object table); written objects get IDs ``first_id``… in the order of their IDs."""
-        kept = np.unique(written.labels)
-        kept = kept[kept > 0]
-        if kept.size == 0 or not hasattr(result, "named_scores"):
+        object table); ``ids`` maps the result's object IDs to the layer's."""
+        if not ids or not hasattr(result, "named_scores"):
             return
         scores = result.named_scores()
-        rows = {first_id + k: scores[int(i)] for k, i in enumerate(kept) if int(i) in scores}
+        rows = {new: scores[old] for old, new in ids.items() if old in scores}
         set_object_features(self.layers.labels_layer, rows)

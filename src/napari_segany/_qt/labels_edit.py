@@ -8,6 +8,7 @@ the plane of a stack.
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -218,6 +219,22 @@ def delete_object(layer, position: tuple[int, int], leading: tuple[int, ...] = (
     return label
 
 
+@dataclass(frozen=True)
+class WrittenInstances:
+    """What :func:`write_instances` wrote.
+
+    Attributes
+    ----------
+    fitted : FreeObjects
+        The objects fitted into the free pixels (input IDs), and those left out and why.
+    ids : dict of int to int
+        Input ID of each written object → its ID in the layer.
+    """
+
+    fitted: FreeObjects
+    ids: dict[int, int]
+
+
 def write_instances(
     layer,
     labels: np.ndarray,
@@ -248,9 +265,9 @@ def write_instances(
 
     Returns
     -------
-    FreeObjects
-        What was written (``kept`` objects; ``labels`` with the input IDs) and how many
-        objects were left out, and why.
+    WrittenInstances
+        What was fitted and written, how many objects were left out and why, and the IDs the
+        written objects got.
     """
     _check_plane(layer, leading)
     labels = np.asarray(labels)
@@ -266,7 +283,7 @@ def write_instances(
     fitted = clip_to_free(labels, occupied, min_size=min_size)
     rows, cols = np.nonzero(fitted.labels)
     if rows.size == 0:
-        return fitted
+        return WrittenInstances(fitted, {})
     ids, inverse = np.unique(fitted.labels[rows, cols], return_inverse=True)
     start = next_free_id(layer)
     new_values = (start + inverse).astype(layer.data.dtype)
@@ -274,7 +291,7 @@ def write_instances(
     with layer.block_history():
         layer.data_setitem(indices, new_values)
     _remember(layer, start + len(ids) - 1)
-    return fitted
+    return WrittenInstances(fitted, {int(i): start + k for k, i in enumerate(ids)})
 
 
 def segment_all_message(written: FreeObjects, *, min_size: int, overwrite: bool) -> str:

@@ -17,6 +17,9 @@ from napari_segany._qt.annotation import Prompts
 CURRENT_NAME = "current object"
 CURRENT_COLOR = "yellow"
 SEGMENTATION_NAME = "segmentation"
+#: metadata key of the output Labels layer: name of the Image layer it segments (the writer's
+#: object table takes its mean intensity from that image)
+IMAGE_KEY = "napari_segany_image"
 #: pause between two layers added by :meth:`AnnotatorLayers.ensure_soon` (ms): long enough
 #: that an event loop run from inside napari (its progress bar processes events) does not add
 #: them all at once

@@ -86,16 +86,19 @@ def review_order(plane: np.ndarray, frame) -> tuple[list[ReviewItem], str | None
     if column is not None:
         values = frame[["index", column]].dropna()
         scores = dict(zip(values["index"].astype(int), values[column].astype(float), strict=True))
-    items = []
-    for index, box in enumerate(ndimage.find_objects(plane)):
-        if box is None:
-            continue
-        label = index + 1
-        rows, cols = np.nonzero(plane[box] == label)
-        inside = (int(rows[0]) + box[0].start, int(cols[0]) + box[1].start)
-        items.append(ReviewItem(label, box, inside, scores.get(label, np.inf)))
+    items = [
+        _item(plane, index + 1, box, scores.get(index + 1, np.inf))
+        for index, box in enumerate(ndimage.find_objects(plane))
+        if box is not None
+    ]
     items.sort(key=lambda item: (item.score, item.label))
     return items, column
+
+
+def _item(plane: np.ndarray, label: int, box: tuple[slice, slice], score: float) -> ReviewItem:
+    """Object ``label`` of ``plane`` within its bounding ``box``, with one of its pixels."""
+    rows, cols = np.nonzero(plane[box] == label)
+    return ReviewItem(label, box, (int(rows[0]) + box[0].start, int(cols[0]) + box[1].start), score)
 
 
 class Reviewer:
@@ -199,16 +202,16 @@ class Reviewer:
 
     def relocate(self) -> None:
         """Find the current object again after it was replaced (its box and pixel changed)."""
+        from scipy import ndimage
+
         item = self.current
         if item is None:
             return
         leading, _scale, _translate = self.plane_info()
         plane = np.asarray(self.layers.labels_layer.data[(*leading, slice(None), slice(None))])
-        rows, cols = np.nonzero(plane == item.label)
-        if rows.size:
-            box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-            inside = (int(rows[0]), int(cols[0]))
-            self.items[self.position] = ReviewItem(item.label, box, inside, item.score)
+        found = ndimage.find_objects((plane == item.label).view(np.uint8))
+        if found:
+            self.items[self.position] = _item(plane, item.label, found[0], item.score)
 
     def mark(self) -> None:
         """Mark the current object reviewed and go to the next one."""

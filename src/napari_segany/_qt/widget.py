@@ -27,7 +27,7 @@ from napari_segany._qt.annotation import Annotation, Prompts
 from napari_segany._qt.edits import SegmentationEdits
 from napari_segany._qt.image_source import ImageSourceError, current_plane
 from napari_segany._qt.jobs import Jobs
-from napari_segany._qt.layers import AnnotatorLayers, plane_transform, same_layer
+from napari_segany._qt.layers import IMAGE_KEY, AnnotatorLayers, plane_transform, same_layer
 from napari_segany._qt.panel import SHORTCUTS, AnnotatorPanel
 from napari_segany._qt.preview import PreviewDecoder
 from napari_segany._qt.review import Reviewer
@@ -42,8 +42,6 @@ PREVIEW_HINT = "Previewing a new object: C commits it, N shows the next candidat
 WARM_UP_DELAY_MS = 300
 #: how long the canvas keeps its size after docking before the image is fitted to it (ms)
 FIT_DELAY_MS = 100
-#: metadata key of the output Labels layer: name of the image it segments
-IMAGE_KEY = "napari_segany_image"
 
 
 def _forward(part: str, name: str) -> property:
