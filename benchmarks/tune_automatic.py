@@ -19,7 +19,8 @@ Usage::
     python benchmarks/tune_automatic.py [--model PATH] [--suite regular|dense|both]
         [--images 16] [--size 512] [--flips 4] [--cache DIR]
         [--foreground 0.4 0.5 0.6] [--seed-threshold ...] [--centre-sigma ...]
-        [--split-solidity ...] [--peak-prominence 0 0.1 0.15]
+        [--boundary-weight 0 0.5 1] [--boundary-threshold 0 0.5] [--split-solidity ...]
+        [--peak-prominence 0 0.1 0.15]
 
 The maps are averaged over ``--flips`` flipped views as in ``AutomaticParams.flips``.
 """
@@ -40,7 +41,7 @@ SUITE_OFFSET = {"regular": 0, "dense": 100_000}  # as eval_embedded.DENSE_SEED_O
 
 
 def suite_maps(args, suite: str, predictor_factory) -> list[tuple[np.ndarray, ...]]:
-    """(foreground, centre, true labels) of each validation image of ``suite``."""
+    """(foreground, centre, boundary, true labels) of each validation image of ``suite``."""
     from napari_segany.synthetic import DENSE_CLUSTERS, generate_scene
 
     first = args.seed + SUITE_OFFSET[suite]
@@ -50,7 +51,8 @@ def suite_maps(args, suite: str, predictor_factory) -> list[tuple[np.ndarray, ..
         path = Path(args.cache) / name
         if path.exists():
             data = np.load(path)
-            return list(zip(data["fg"], data["centre"], data["truth"], strict=True))
+            columns = ("fg", "centre", "boundary", "truth")
+            return list(zip(*(data[c] for c in columns), strict=True))
     from napari_segany.image.prep import to_rgb_uint8
     from napari_segany.inference.instance_maps import instance_probabilities
 
@@ -67,16 +69,21 @@ def suite_maps(args, suite: str, predictor_factory) -> list[tuple[np.ndarray, ..
         maps.append((*probabilities, np.asarray(scene.labels)))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fg, centre, truth = (np.stack(m) for m in zip(*maps, strict=True))
-        np.savez_compressed(path, fg=fg, centre=centre, truth=truth)
+        fg, centre, boundary, truth = (np.stack(m) for m in zip(*maps, strict=True))
+        np.savez_compressed(path, fg=fg, centre=centre, boundary=boundary, truth=truth)
     return maps
 
 
-def candidate_labels(fg, centre, fg_t, seed_t, sigma, split, prominence) -> np.ndarray:
+def candidate_labels(
+    fg, centre, boundary, fg_t, seed_t, sigma, weight, boundary_t, split, prominence
+) -> np.ndarray:
     """``labels_from_maps`` with these settings."""
     return labels_from_maps(
         fg,
         centre,
+        boundary,
+        boundary_weight=weight,
+        boundary_threshold=boundary_t,
         foreground_threshold=fg_t,
         seed_threshold=seed_t,
         centre_sigma=sigma,
@@ -88,8 +95,8 @@ def candidate_labels(fg, centre, fg_t, seed_t, sigma, split, prominence) -> np.n
 def score(maps, candidate) -> tuple[float, float]:
     """Mean accuracy and pooled merge rate of one candidate on one suite's maps."""
     accuracy, merges, predicted = [], 0, 0
-    for fg, centre, truth in maps:
-        labels = candidate_labels(fg, centre, *candidate)
+    for fg, centre, boundary, truth in maps:
+        labels = candidate_labels(fg, centre, boundary, *candidate)
         accuracy.append(matching_accuracy(truth, labels))
         kinds = list(object_errors(truth, labels).kinds.values())
         merges += kinds.count("merge")
@@ -109,6 +116,8 @@ def main() -> None:
     parser.add_argument("--foreground", type=float, nargs="+", default=[0.4, 0.5, 0.6])
     parser.add_argument("--seed-threshold", type=float, nargs="+", default=[0.3, 0.4, 0.5])
     parser.add_argument("--centre-sigma", type=float, nargs="+", default=[0.0, 1.0, 2.0])
+    parser.add_argument("--boundary-weight", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    parser.add_argument("--boundary-threshold", type=float, nargs="+", default=[0.0, 0.5])
     parser.add_argument("--split-solidity", type=float, nargs="+", default=[0.0, 0.95])
     parser.add_argument("--peak-prominence", type=float, nargs="+", default=[0.0, 0.1, 0.15])
     args = parser.parse_args()
@@ -127,6 +136,8 @@ def main() -> None:
         args.foreground,
         args.seed_threshold,
         args.centre_sigma,
+        args.boundary_weight,
+        args.boundary_threshold,
         args.split_solidity,
         args.peak_prominence,
     )
@@ -136,12 +147,16 @@ def main() -> None:
         results.append((float(np.mean([s[0] for s in scores])), candidate, scores))
     print(f"{len(results)} candidates scored: {time.perf_counter() - start:.0f} s")
     columns = " | ".join(f"{s} accuracy | {s} merges" for s in suites)
-    print(f"| foreground | seed | centre_sigma | split_solidity | peak_prominence | {columns} |")
-    print("| --- " * (5 + 2 * len(suites)) + "|")
+    names = (
+        "foreground | seed | centre_sigma | boundary_weight | boundary_threshold | "
+        "split_solidity | peak_prominence"
+    )
+    print(f"| {names} | {columns} |")
+    print("| --- " * (7 + 2 * len(suites)) + "|")
     for _, candidate, scores in sorted(results, key=lambda r: r[0]):
-        fg_t, seed_t, sigma, split, peak = candidate
+        settings = " | ".join(str(v) for v in candidate)
         cells = " | ".join(f"{a:.4f} | {m:.3f}" for a, m in scores)
-        print(f"| {fg_t} | {seed_t} | {sigma} | {split} | {peak} | {cells} |")
+        print(f"| {settings} | {cells} |")
 
 
 if __name__ == "__main__":

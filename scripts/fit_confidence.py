@@ -1,6 +1,6 @@
 """Fit the instance head's per-object confidence scorer on synthetic scenes, and evaluate it.
 
-Reproduces ``src/napari_segany/weights/segany_cells_v6_confidence.json``::
+Reproduces the packaged scorer (``src/napari_segany/weights/`` + ``SCORER_FILE``)::
 
     python scripts/fit_confidence.py fit          # train scenes -> JSON (+ cross-validated AUROCs)
     python scripts/fit_confidence.py evaluate     # held-out scenes: confidence vs single scores
@@ -68,7 +68,7 @@ def scene_objects(model, image, truth, params):
     for i, (_, s) in scores.items():
         stability[i] = s
     ids, features = object_features(
-        labels, maps.foreground, maps.centre, maps.foreground_spread, stability
+        labels, maps.foreground, maps.centre, maps.foreground_spread, stability, maps.boundary
     )
     kinds = object_errors(truth, labels).kinds
     wrong = np.array([kinds[int(i)] != "correct" for i in ids], bool)
@@ -143,7 +143,7 @@ def fit(model, params, cache: Path | None):
     final = learners["logistic"].fit(x, ~wrong)
     scaler, logistic = final[0], final[1]
     result = {
-        "model": "segany_cells_v6 instance head",
+        "model": f"{SCORER_FILE.removesuffix('_confidence.json')} instance head",
         "target": "object is correct (object_errors kind 'correct', IoU > 0.5)",
         "features": list(FEATURES),
         "mean": scaler.mean_.tolist(),

@@ -62,7 +62,7 @@ def test_no_foreground_gives_empty_labels():
 
 
 def test_maps_must_match():
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="one shape"):
         labels_from_maps(np.zeros((8, 8)), np.zeros((8, 9)))
 
 
@@ -295,3 +295,45 @@ def test_split_seeds_at_peaks_keeps_single_peak_seeds():
     centre = np.zeros(seeds.shape)
     centre[10, 10] = centre[10, 30] = 1.0
     np.testing.assert_array_equal(split_seeds_at_peaks(seeds, centre, 0.1), seeds)
+
+
+def test_touching_border_map_marks_only_borders_between_objects():
+    from napari_segany.training.instance_targets import touching_border_map
+
+    labels = np.zeros((12, 20), np.uint16)
+    labels[2:10, 2:10], labels[2:10, 10:18] = 1, 2
+    border = touching_border_map(labels, width=2)
+    assert border.dtype == np.float32
+    assert border[5, 8:12].all() and border[5, 7] == 0 and border[5, 12] == 0
+    assert not border[5, 2:4].any() and not border[0].any()  # the background border is not one
+    assert not touching_border_map(np.where(labels == 1, 1, 0)).any()
+
+
+def test_a_predicted_boundary_separates_nuclei_whose_centres_join():
+    # two touching nuclei whose centre map stays high across their shared border (one seed),
+    # while the boundary map sees the border
+    left, right = disk((60, 90), (30, 30), 16), disk((60, 90), (30, 58), 16)
+    cols = np.arange(90)[None, :].repeat(60, 0)
+    fg = (left | right).astype(float)
+    centre = 0.9 * fg
+    boundary = ((np.abs(cols - 44) <= 2) & (left | right)).astype(float)
+    merged = labels_from_maps(fg, centre, boundary, boundary_weight=0.0, peak_prominence=0.0)
+    assert merged.max() == 1
+    split = labels_from_maps(fg, centre, boundary, boundary_weight=1.0, peak_prominence=0.0)
+    assert split.max() == 2 and split[30, 30] != split[30, 58]
+    with pytest.raises(ValueError, match="one shape"):
+        labels_from_maps(fg, centre, boundary[:, :80])
+
+
+def test_faint_boundary_values_below_the_threshold_do_not_cut_an_object():
+    # one large object with faint boundary values over its inside (as a head predicts inside
+    # large cells) and no real border: only the part above the threshold counts
+    yy, xx = np.mgrid[:80, :80]
+    fg = (np.hypot(yy - 40, xx - 40) < 30).astype(float)
+    centre = np.clip(1 - np.hypot(yy - 40, xx - 40) / 30, 0, 1)
+    boundary = 0.45 * fg * (np.abs(xx - 40) <= 2)  # a faint line through the middle
+    maps = dict(foreground=fg, centre=centre, boundary=boundary, peak_prominence=0.0)
+    assert labels_from_maps(**maps, boundary_weight=2.0, boundary_threshold=0.0).max() == 2
+    assert labels_from_maps(**maps, boundary_weight=2.0, boundary_threshold=0.5).max() == 1
+    with pytest.raises(ValueError, match="boundary_threshold"):
+        AutomaticParams(boundary_threshold=1.0)

@@ -52,6 +52,19 @@ def test_features_see_two_centre_peaks_and_a_concave_outline():
     np.testing.assert_allclose(_column(features, "foreground_mean"), 0.9)
     assert _column(features, "touching").tolist() == [0.0, 0.0]
     assert np.all(_column(features, "stability") == 1) and np.all(np.isfinite(features))
+    assert _column(features, "boundary_inside").tolist() == [0.0, 0.0]  # no boundary map given
+
+
+def test_a_predicted_border_inside_an_object_is_seen_but_not_one_along_its_outline():
+    labels, foreground, centre = _two_nuclei_maps()
+    cols = np.indices(labels.shape)[1]
+    boundary = np.where(np.abs(cols - 29) <= 1, 0.8, 0.0)  # between the merged discs
+    boundary[labels == 2] = 0.0
+    edge = np.zeros(labels.shape, bool)
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    boundary[edge & (labels == 2)] = 0.9  # on the lone disc's outline only
+    _, features = object_features(labels, foreground, centre, boundary=boundary)
+    np.testing.assert_allclose(_column(features, "boundary_inside"), [0.8, 0.0])
 
 
 def test_touching_share_counts_boundaries_shared_with_other_objects():
@@ -143,3 +156,19 @@ def test_confidence_ranks_wrong_objects_low_on_synthetic_scenes():
         errors.append(object_errors(np.asarray(scene.labels), result.labels))
     auroc, share = confidence_ranking(confidences, errors)
     assert auroc > 0.6 and share > 0.25
+
+
+def test_objects_below_the_minimum_confidence_are_left_out():
+    from napari_segany.automatic import AutomaticParams
+    from napari_segany.automatic.tile import drop_unconfident
+
+    labels = np.zeros((10, 10), np.uint32)
+    labels[1:4, 1:4], labels[6:9, 6:9] = 1, 2
+    scores = {1: (0.9, 0.9), 2: (0.6, 0.5)}
+    kept, kept_scores, kept_conf = drop_unconfident(labels, scores, {1: 0.8, 2: 0.1}, 0.3)
+    assert set(np.unique(kept)) == {0, 1} and kept_scores == {1: (0.9, 0.9)}
+    assert kept_conf == {1: 0.8}
+    same = drop_unconfident(labels, scores, {1: 0.8, 2: 0.1}, 0.0)
+    assert same[0] is labels and same[2] == {1: 0.8, 2: 0.1}
+    with pytest.raises(ValueError, match="min_confidence"):
+        AutomaticParams(min_confidence=1.0)

@@ -45,7 +45,7 @@ def _info(**changes) -> ModelInfo:
 EMBEDDED = ("segany_cells",)
 
 
-def test_registry_has_exactly_the_expected_models():
+def test_registry_has_exactly_the_expected_models(cache):
     assert set(MODELS) == set(OFFICIAL) | set(MICRO_SAM) | set(EMBEDDED)
     assert available_models() == list(MODELS)
     assert not any(name.endswith("_decoder") for name in MODELS)

@@ -68,3 +68,51 @@ def test_instance_head_training_changes_only_the_head(tmp_path):
         if not torch.equal(value, before.state_dict()[key])
     }
     assert changed == {"instance_head"}
+
+
+def test_dense_fraction_draws_dense_clusters_for_some_seeds_and_always_the_same():
+    from napari_segany.synthetic import DENSE_CLUSTERS_ANY_SIZE, generate_scene
+
+    def is_dense(seed):
+        scene = draw_scene(seed, 96, dense_fraction=0.5)
+        np.testing.assert_array_equal(scene.labels, draw_scene(seed, 96, dense_fraction=0.5).labels)
+        dense = np.asarray(generate_scene((96, 96), DENSE_CLUSTERS_ANY_SIZE, seed=seed).labels)
+        return np.array_equal(scene.labels, dense)
+
+    kinds = [is_dense(seed) for seed in range(12)]
+    assert 2 <= sum(kinds) <= 10  # a mix, decided by the seed
+    regular = np.asarray(generate_scene((96, 96), seed=0).labels)
+    np.testing.assert_array_equal(draw_scene(0, 96).labels, regular)
+    with pytest.raises(ValueError, match="dense_fraction"):
+        draw_scene(0, 96, dense_fraction=1.5)
+    with pytest.raises(ValueError, match="not a preset"):
+        draw_scene(0, 96, dense_fraction=1.0, dense_preset="generate_scene")
+
+
+def test_initial_weights_grow_new_output_channels_and_keep_the_old_ones():
+    from napari_segany.training.common import load_initial_weights
+
+    model = build_model("segany_cells", img_size=128, seed=3)
+    old = {
+        k: v.clone()
+        for k, v in build_model("segany_cells", img_size=128, seed=4).state_dict().items()
+    }
+    old["instance_head.out.weight"] = old["instance_head.out.weight"][:2]  # a two-map head
+    old["instance_head.out.bias"] = old["instance_head.out.bias"][:2]
+    fresh_row = model.state_dict()["instance_head.out.weight"][2].clone()
+    grown = load_initial_weights(model, old)
+    assert sorted(grown) == ["instance_head.out.bias", "instance_head.out.weight"]
+    state = model.state_dict()
+    torch.testing.assert_close(
+        state["instance_head.out.weight"][:2], old["instance_head.out.weight"]
+    )
+    torch.testing.assert_close(state["instance_head.out.weight"][2], fresh_row)
+    torch.testing.assert_close(
+        state["mask_decoder.iou_token.weight"], old["mask_decoder.iou_token.weight"]
+    )
+    del old["mask_decoder.iou_token.weight"]
+    with pytest.raises(ValueError, match="missing"):
+        load_initial_weights(model, old)
+    head_less = {k: v for k, v in old.items() if not k.startswith("instance_head.")}
+    head_less["mask_decoder.iou_token.weight"] = state["mask_decoder.iou_token.weight"]
+    assert load_initial_weights(model, head_less, missing_ok="instance_head.") == []

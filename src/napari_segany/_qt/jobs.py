@@ -128,8 +128,9 @@ class Jobs(QObject):
         pbar.total = total
         pbar.update(-pbar.n)
 
-    def show_progress(self, report, what: str) -> None:
-        """Advance the bar to ``report`` (a :class:`napari_segany.progress.Progress`)."""
+    def show_progress(self, report, what: str, describe: bool = False) -> None:
+        """Advance the bar to ``report`` (a :class:`napari_segany.progress.Progress`); with
+        ``describe``, the bar's description shows the report's message (e.g. loss, score)."""
         # the message first: updating the bar processes Qt events, and with them the job's
         # end ("Cancelled", the result), whose message must stay
         self.message.emit(
@@ -139,6 +140,8 @@ class Jobs(QObject):
         if pbar is not None:
             if pbar.total != report.total:
                 pbar.total = report.total
+            if describe and report.message:
+                pbar.set_description(f"{what}: {report.message}")
             pbar.update(report.done - pbar.n)
 
     def close_progress(self) -> None:

@@ -1,4 +1,8 @@
-"""Model, device and tiling controls of the annotator, remembered between napari sessions."""
+"""Model, device and tiling controls of the annotator, remembered between napari sessions.
+
+The Model list holds the registry's models, the models the user trained (by name, from
+:func:`napari_segany.models.trained.trained_models`) and "From file…".
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,13 @@ def model_items() -> list[tuple[str, str]]:
     return items
 
 
+def trained_items() -> list[tuple[str, str]]:
+    """(text, name) of every model in the user's trained-model folder."""
+    from napari_segany.models.trained import trained_models
+
+    return [(f"{name} (trained)", name) for name in trained_models()]
+
+
 def _auto_spin(tooltip: str) -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(0, 16384)
@@ -39,7 +50,7 @@ def _auto_spin(tooltip: str) -> QSpinBox:
 
 
 class ModelControls(QWidget):
-    """Model picker (registry models, "From file…"), device, tile size and halo.
+    """Model picker (registry models, trained models, "From file…"), device, tile size, halo.
 
     Every change is saved to :class:`~napari_segany.user_settings.AnnotatorSettings`; a failure
     to save is reported through :attr:`message`, never raised.
@@ -55,9 +66,7 @@ class ModelControls(QWidget):
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.model_combo = QComboBox()
-        for text, name in model_items():
-            self.model_combo.addItem(text, name)
-        self.model_combo.addItem("From file…", FILE_ITEM)
+        self._fill_models()
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         self.tile_spin = _auto_spin("Tile size in pixels (auto: the model's input size)")
@@ -97,6 +106,36 @@ class ModelControls(QWidget):
         """Identifies the choices that change embeddings."""
         return (self.model_combo.currentData(), self.settings.checkpoint, self.device(),
                 self.tile_spin.value(), self.halo_spin.value())  # fmt: skip
+
+    # -- model list ---------------------------------------------------------------------------
+    def _fill_models(self) -> None:
+        for text, name in model_items() + trained_items():
+            self.model_combo.addItem(text, name)
+        self.model_combo.addItem("From file…", FILE_ITEM)
+
+    def refresh_models(self) -> None:
+        """List the models again (e.g. after training one), keeping the current choice."""
+        current = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)
+        try:
+            self.model_combo.clear()
+            self._fill_models()
+            self._update_file_item()
+            index = self.model_combo.findData(current)
+            if index < 0:
+                index = self.model_combo.findData(DEFAULT_MODEL)
+            self.model_combo.setCurrentIndex(max(index, 0))
+        finally:
+            self.model_combo.blockSignals(False)
+
+    def select_model(self, name: str) -> bool:
+        """Choose the listed model ``name`` (registry or trained); False if it is not listed."""
+        index = self.model_combo.findData(name)
+        if index < 0:
+            return False
+        self.model_combo.setCurrentIndex(index)
+        self.save()
+        return True
 
     # -- checkpoint file ----------------------------------------------------------------------
     def set_checkpoint(self, path: str) -> None:

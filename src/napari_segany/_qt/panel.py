@@ -108,11 +108,17 @@ class AnnotatorPanel(QWidget):
         layout.addLayout(_row(*self.review_controls))
         self.set_reviewing(False)
 
-        shortcuts = QLabel("<br>".join(f"<b>{key}</b>: {what}" for key, what in SHORTCUTS))
-        shortcuts.setWordWrap(True)
-        shortcuts.setTextFormat(Qt.RichText)
-        layout.addWidget(shortcuts)
+        self.shortcuts = QLabel("<br>".join(f"<b>{key}</b>: {what}" for key, what in SHORTCUTS))
+        self.shortcuts.setWordWrap(True)
+        self.shortcuts.setTextFormat(Qt.RichText)
+        layout.addWidget(self.shortcuts)
         layout.addStretch(1)
+        self._narrow_combos()
+
+    def add_section(self, widget: QWidget) -> None:
+        """Add a section (e.g. the training panel) above the shortcuts."""
+        layout = self.layout()
+        layout.insertWidget(layout.indexOf(self.shortcuts), widget)
         self._narrow_combos()
 
     def _narrow_combos(self) -> None:

@@ -10,7 +10,8 @@ A thin shell that wires its parts together:
 * :class:`~napari_segany._qt.session_jobs.SessionJobs`: preparing sessions, encoding, segment all;
 * :class:`~napari_segany._qt.preview.PreviewDecoder`: decoding the prompts into the preview;
 * :class:`~napari_segany._qt.edits.SegmentationEdits`: commit, delete, undo/redo, segment all's
-  result, in the output layer.
+  result, in the output layer;
+* :class:`~napari_segany._qt.training_panel.TrainingPanel`: "Train on my annotations".
 
 Heavy work runs in napari thread workers; layers are only touched on the main thread. The
 segmentation itself is done by :class:`napari_segany.tiled.session.SegmentationSession` and
@@ -33,6 +34,7 @@ from napari_segany._qt.preview import PreviewDecoder
 from napari_segany._qt.review import Reviewer
 from napari_segany._qt.session_jobs import SessionJobs
 from napari_segany._qt.sessions import default_session_factory
+from napari_segany._qt.training_panel import TrainingPanel
 from napari_segany._qt.warmup import warm_in_background
 
 __all__ = ["SHORTCUTS", "SegmentAnythingWidget"]
@@ -116,6 +118,8 @@ class SegmentAnythingWidget(QWidget):
             self,
         )
         self.preview = PreviewDecoder(self.annotation, self.jobs, self.current_prompts)
+        self.training = TrainingPanel(self)
+        self.panel.add_section(self.training)
         scroll = QScrollArea()  # a short window keeps the whole panel within reach
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -206,6 +210,7 @@ class SegmentAnythingWidget(QWidget):
 
     def _layers_changed(self, event=None) -> None:
         self.panel.pickers.refresh(**self._output_hints())
+        self.training.refresh()
         if event is not None and event.type == "inserted" and not self.layers.adding():
             # a layer added by the user must not hide the prompts and the preview
             QTimer.singleShot(0, self.layers.keep_on_top)
@@ -273,6 +278,7 @@ class SegmentAnythingWidget(QWidget):
             labels.metadata[IMAGE_KEY] = image.name
         if added_labels:
             self.panel.pickers.refresh_outputs(**self._output_hints())
+            self.training.refresh()  # ticks the new segmentation layer
 
     def toggle_negative(self) -> None:
         """Plain clicks add negative points, or positive ones again (shortcut T)."""

@@ -20,7 +20,7 @@ from importlib import resources
 import numpy as np
 
 #: The packaged scorer fitted for the embedded model's instance head.
-SCORER_FILE = "segany_cells_v6_confidence.json"
+SCORER_FILE = "segany_cells_v7_confidence.json"
 
 #: Features, in the scorer's order (see :func:`object_features`).
 FEATURES = (
@@ -34,7 +34,12 @@ FEATURES = (
     "solidity",
     "log_elongation",
     "touching",
+    "boundary_inside",
 )
+
+#: Pixels at least this far (chessboard, pixels) inside an object's outline are its interior,
+#: where a predicted boundary means the object holds a border between two objects.
+INTERIOR_DEPTH = 3
 
 #: Centre value above which a connected region counts as one centre peak: above the seed
 #: threshold, so two nuclei seeded as one (their centres joined by a saddle) show two peaks.
@@ -93,6 +98,7 @@ def object_features(
     centre: np.ndarray,
     spread: np.ndarray | None = None,
     stability: np.ndarray | None = None,
+    boundary: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features of every object of an instance-head label image, one row per object.
 
@@ -107,6 +113,8 @@ def object_features(
         InstanceMaps`); zeros when not given.
     stability : ndarray, shape (max ID + 1,), optional
         Stability of each ID (index = ID); ones when not given.
+    boundary : ndarray, shape (H, W), float, optional
+        The head's boundary map (borders between touching objects); zeros when not given.
 
     Returns
     -------
@@ -134,6 +142,7 @@ def object_features(
         return np.bincount(flat, weights=values.ravel(), minlength=n)[ids] / area[ids]
 
     spread = np.zeros(labels.shape) if spread is None else spread
+    boundary = np.zeros(labels.shape) if boundary is None else boundary
     stability = np.ones(n) if stability is None else np.asarray(stability)
     centre_max = np.asarray(ndimage.maximum(centre, labels, ids), np.float64)
     peaks = _regions_per_object(labels, centre > PEAK_LEVEL, n)[ids]
@@ -149,6 +158,7 @@ def object_features(
         _solidity(labels, ids, area),
         _log_elongation(labels, ids, area, n),
         _touching(labels, n)[ids],
+        _interior_maximum(labels, boundary, ids),
     ]
     return ids, np.stack(columns, axis=1)
 
@@ -218,6 +228,18 @@ def _boundary(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return boundary, touches
 
 
+def _interior_maximum(labels: np.ndarray, values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Largest value of each object's interior pixels (0 for objects too thin to have any)."""
+    from scipy import ndimage
+
+    outline = _boundary(labels)[0]
+    depth = ndimage.distance_transform_cdt((labels > 0) & ~outline, metric="chessboard")
+    interior = np.where(depth >= INTERIOR_DEPTH, labels, 0)
+    found = np.asarray(ndimage.maximum(values, interior, ids), np.float64)
+    present = np.bincount(interior.ravel(), minlength=int(labels.max()) + 1)[ids] > 0
+    return np.where(present, found, 0.0)
+
+
 def _touching(labels: np.ndarray, n: int) -> np.ndarray:
     """Share of each object's boundary pixels (4-neighbourhood) next to another object."""
     boundary, touches = _boundary(labels)
@@ -233,12 +255,13 @@ def head_confidence(
     spread: np.ndarray | None,
     stability: dict[int, float],
     scorer: ConfidenceScorer | None = None,
+    boundary: np.ndarray | None = None,
 ) -> dict[int, float]:
     """Object ID → confidence in [0, 1] for the objects of an instance-head label image.
 
     Parameters
     ----------
-    labels, foreground, centre, spread
+    labels, foreground, centre, spread, boundary
         As for :func:`object_features`.
     stability : dict of int to float
         Object ID → stability (:func:`napari_segany.automatic.tile.head_object_scores`).
@@ -249,6 +272,6 @@ def head_confidence(
     stable = np.ones(n)
     for i, value in stability.items():
         stable[i] = value
-    ids, features = object_features(labels, foreground, centre, spread, stable)
+    ids, features = object_features(labels, foreground, centre, spread, stable, boundary)
     confidence = (scorer or packaged_scorer())(features)
     return {int(i): float(c) for i, c in zip(ids, confidence, strict=True)}

@@ -20,27 +20,35 @@ class AutomaticParams(InstanceSeeding):
     """How to find every object.
 
     The instance-head settings (``min_size``, ``fill_holes``, ``foreground_threshold``,
-    ``seed_threshold``, ``centre_sigma``, ``split_solidity``, ``peak_prominence``, ``flips``) are
-    those of :class:`~napari_segany.inference.instance_labels.InstanceSeeding`; ``min_size``
-    and ``fill_holes`` apply to the point grid too.
+    ``seed_threshold``, ``centre_sigma``, ``boundary_weight``, ``boundary_threshold``,
+    ``split_solidity``, ``peak_prominence``, ``flips``) are those of
+    :class:`~napari_segany.inference.instance_labels.InstanceSeeding`; ``min_size`` and
+    ``fill_holes`` apply to the point grid too.
 
     Attributes
     ----------
     method : {"auto", "instance_head", "point_grid"}
-        ``"instance_head"``: foreground and centre maps from the model's instance head, then a
-        seeded watershed (one decoder-free pass per tile; only models trained with a head, such
-        as the embedded ``segany_cells``). ``"point_grid"``: SAM's grid of point prompts (every
-        model). ``"auto"`` takes the instance head when the model has one.
+        ``"instance_head"``: foreground, centre and boundary maps from the model's instance head,
+        then a seeded watershed (one decoder-free pass per tile; only models trained with a
+        head, such as the embedded ``segany_cells``). ``"point_grid"``: SAM's grid of point
+        prompts (every model). ``"auto"`` takes the instance head when the model has one.
     point_grid : PointGridParams
         Point-grid method settings.
+    min_confidence : float
+        Objects whose ``confidence`` is below this are left out (0: keep every object). The
+        default was chosen on validation images (docs/history.md): the instance head's least
+        confident objects are mostly false objects and fragments.
     """
 
     method: str = "auto"
     point_grid: PointGridParams = field(default_factory=PointGridParams)
+    min_confidence: float = 0.3
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not 0 <= self.min_confidence < 1:
+            raise ValueError(f"min_confidence must be ≥ 0 and below 1, got {self.min_confidence}")
         super().__post_init__()
 
     @classmethod

@@ -53,14 +53,50 @@ def segment_encoded(
         shape = tuple(predictor.get_embedding().original_size)
         labels, scores = paint_candidates(candidates, shape, params.min_size, params.fill_holes)
         # the decoder's own IoU estimate is the point grid's best single ranking cue
-        return labels, scores, {i: min(1.0, max(0.0, s[0])) for i, s in scores.items()}
+        confidence = {i: min(1.0, max(0.0, s[0])) for i, s in scores.items()}
+        return drop_unconfident(labels, scores, confidence, params.min_confidence)
     labels, maps = head_labels_and_maps(predictor, params, rgb)
     scores = head_object_scores(labels, maps.foreground, params.foreground_threshold)
     stability = {i: s[1] for i, s in scores.items()}
     confidence = head_confidence(
-        labels, maps.foreground, maps.centre, maps.foreground_spread, stability
+        labels,
+        maps.foreground,
+        maps.centre,
+        maps.foreground_spread,
+        stability,
+        boundary=maps.boundary,
     )
-    return labels, scores, confidence
+    return drop_unconfident(labels, scores, confidence, params.min_confidence)
+
+
+def drop_unconfident(
+    labels: np.ndarray, scores: dict, confidence: dict[int, float], min_confidence: float
+) -> tuple[np.ndarray, dict, dict[int, float]]:
+    """Leave out the objects whose confidence is below ``min_confidence``.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (H, W), integer
+    scores, confidence : dict
+        Per object ID, as returned by :func:`segment_encoded`.
+    min_confidence : float
+
+    Returns
+    -------
+    labels, scores, confidence
+        The same without those objects (their pixels 0); IDs are not renumbered.
+    """
+    dropped = [i for i, c in confidence.items() if c < min_confidence]
+    if not dropped:
+        return labels, scores, confidence
+    lookup = np.arange(int(labels.max()) + 1, dtype=labels.dtype)
+    lookup[dropped] = 0
+    keep = set(confidence) - set(dropped)
+    return (
+        lookup[labels],
+        {i: s for i, s in scores.items() if i in keep},
+        {i: c for i, c in confidence.items() if i in keep},
+    )
 
 
 def head_labels_and_maps(predictor, params: AutomaticParams, rgb: np.ndarray | None = None):

@@ -1,9 +1,9 @@
 """Command line interface: ``napari-segany <command> ...`` (also ``python -m napari_segany``).
 
-One module per subcommand (:mod:`.models`, :mod:`.segment`, :mod:`.embed`), each a pair of
-functions: ``add_<command>_parser(subparsers)`` builds its parser and sets ``func`` to
-``run_<command>(args) -> int``. To add a command, write a module with the pair and append the
-builder to `SUBCOMMANDS`.
+One module per subcommand (:mod:`.models`, :mod:`.segment`, :mod:`.embed`, :mod:`.train`),
+each a pair of functions: ``add_<command>_parser(subparsers)`` builds its parser and sets
+``func`` to ``run_<command>(args) -> int``. To add a command, write a module with the pair and
+append the builder to `SUBCOMMANDS`.
 
 This package must import fast: torch and the model code are imported only inside the commands
 that need them.
@@ -20,6 +20,7 @@ from napari_segany.cli._common import EXIT_USAGE
 from napari_segany.cli.embed import add_embed_parser
 from napari_segany.cli.models import add_models_parser, run_models
 from napari_segany.cli.segment import add_segment_parser
+from napari_segany.cli.train import add_train_parser
 
 __all__ = ["SUBCOMMANDS", "add_models_parser", "build_parser", "main", "run_models"]
 
@@ -28,6 +29,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser
     add_models_parser,
     add_segment_parser,
     add_embed_parser,
+    add_train_parser,
 ]
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "format_models_table",
     "model_rows",
     "run_models",
+    "trained_model_rows",
 ]
 
 
@@ -35,9 +36,9 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "models",
         help="list the known models, or download them",
         description=(
-            "List the models napari-segany knows (size, whether downloaded, licence), or "
-            "download some into the model cache. The cache folder can be changed with the "
-            "NAPARI_SEGANY_CACHE environment variable."
+            "List the models napari-segany knows (size, whether downloaded, licence), and the "
+            "models you trained (napari-segany train), or download some into the model cache. "
+            "The cache folder can be changed with the NAPARI_SEGANY_CACHE environment variable."
         ),
     )
     group = parser.add_mutually_exclusive_group()
@@ -105,6 +106,42 @@ def model_rows() -> list[dict]:
         row["cached"] = is_cached(info)
         row["path"] = str(cached_path(info))
         rows.append(row)
+    return rows + trained_model_rows()
+
+
+def trained_model_rows() -> list[dict]:
+    """Describe every model the user trained (see :mod:`napari_segany.models.trained`) with
+    the keys of :func:`model_rows`, plus ``trained: True`` and the ``provenance`` record."""
+    from napari_segany.models.trained import trained_model_provenance, trained_models
+
+    rows = []
+    for name, path in trained_models().items():
+        record = trained_model_provenance(name)
+        score = record.get("validation", {}).get("score")
+        description = f"trained from {record.get('base', {}).get('name', '?')} on " + (
+            ", ".join(d.get("name", "?") for d in record.get("data", [])) or "?"
+        )
+        if score is not None:
+            description += f"; validation score {score:.2f}"
+        if record.get("date"):
+            description += f"; {record['date'][:10]}"
+        rows.append(
+            {
+                "name": name,
+                "architecture": record.get("architecture", "?"),
+                "url": None,
+                "known_hash": "",
+                "size_bytes": path.stat().st_size,
+                "license": "own",
+                "description": description,
+                "filename": path.name,
+                "bundled": None,
+                "cached": True,
+                "path": str(path),
+                "trained": True,
+                "provenance": record,
+            }
+        )
     return rows
 
 

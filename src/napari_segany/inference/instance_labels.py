@@ -1,4 +1,5 @@
-"""Instance labels from a foreground map and an object-centre map (seeded watershed)."""
+"""Instance labels from an instance head's foreground, object-centre and boundary maps (seeded
+watershed)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ class InstanceSeeding:
         which pixels seed an object.
     centre_sigma : float
         Gaussian smoothing of the centre map (pixels) before seeding.
+    boundary_weight : float
+        How much of the boundary map (borders between touching objects) is subtracted from the
+        centre map before seeding and flooding (0: the boundary map is not used).
+    boundary_threshold : float
+        Boundary probabilities up to this are ignored; above it they count from 0 to 1 (faint
+        boundary values inside large objects would otherwise cut them into pieces).
     split_solidity : float
         Objects whose solidity (area ÷ convex hull area) is below this are split along their
         necks, e.g. two touching nuclei seeded as one (0: never).
@@ -43,10 +50,12 @@ class InstanceSeeding:
     min_size: int = 10
     fill_holes: bool = True
     foreground_threshold: float = 0.5
-    seed_threshold: float = 0.5
-    centre_sigma: float = 1.0
+    seed_threshold: float = 0.3
+    centre_sigma: float = 2.0
+    boundary_weight: float = 1.5
+    boundary_threshold: float = 0.3
     split_solidity: float = 0.95
-    peak_prominence: float = 0.15
+    peak_prominence: float = 0.0
     flips: int = 4
 
     def __post_init__(self) -> None:
@@ -56,8 +65,13 @@ class InstanceSeeding:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if self.centre_sigma < 0:
-            raise ValueError(f"centre_sigma must be ≥ 0, got {self.centre_sigma}")
+        for name in ("centre_sigma", "boundary_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not 0 <= self.boundary_threshold < 1:
+            raise ValueError(
+                f"boundary_threshold must be ≥ 0 and below 1, got {self.boundary_threshold}"
+            )
         for name in ("split_solidity", "peak_prominence"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -65,11 +79,16 @@ class InstanceSeeding:
         if self.flips not in FLIPS:
             raise ValueError(f"flips must be one of {FLIPS}, got {self.flips!r}")
 
-    def labels(self, foreground: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    def labels(
+        self, foreground: np.ndarray, centre: np.ndarray, boundary: np.ndarray | None = None
+    ) -> np.ndarray:
         """:func:`labels_from_maps` with these settings; (H, W) uint32."""
         return labels_from_maps(
             foreground,
             centre,
+            boundary,
+            boundary_weight=self.boundary_weight,
+            boundary_threshold=self.boundary_threshold,
             foreground_threshold=self.foreground_threshold,
             seed_threshold=self.seed_threshold,
             min_size=self.min_size,
@@ -83,7 +102,10 @@ class InstanceSeeding:
 def labels_from_maps(
     foreground: np.ndarray,
     centre: np.ndarray,
+    boundary: np.ndarray | None = None,
     *,
+    boundary_weight: float = 1.0,
+    boundary_threshold: float = 0.0,
     foreground_threshold: float = 0.5,
     seed_threshold: float = 0.5,
     min_size: int = 10,
@@ -101,6 +123,15 @@ def labels_from_maps(
     centre : ndarray, shape (H, W), float
         Predicted distance to the object border, normalised per object (0 at the border, 1 at
         the centre); see :func:`napari_segany.training.instance_targets.centre_map`.
+    boundary : ndarray, shape (H, W), float, optional
+        Probability that a pixel lies on a border between two touching objects (see
+        :func:`napari_segany.training.instance_targets.touching_border_map`).
+    boundary_weight : float
+        ``boundary_weight`` × boundary is subtracted from the centre map (after smoothing), so a
+        border the head sees cuts the seeds and the flooding apart even where the centre map
+        barely dips.
+    boundary_threshold : float
+        Boundary values up to it count as 0, those above it are rescaled to 0–1 first.
     foreground_threshold : float
         Pixels above it are foreground.
     seed_threshold : float
@@ -131,13 +162,17 @@ def labels_from_maps(
 
     foreground = np.asarray(foreground, np.float32)
     centre = np.asarray(centre, np.float32)
-    if foreground.shape != centre.shape or foreground.ndim != 2:
-        raise ValueError(
-            f"foreground and centre maps must be 2D of the same shape, got {foreground.shape} "
-            f"and {centre.shape}"
-        )
+    shapes = {foreground.shape, centre.shape}
+    if boundary is not None:
+        boundary = np.asarray(boundary, np.float32)
+        shapes.add(boundary.shape)
+    if len(shapes) > 1 or foreground.ndim != 2:
+        raise ValueError(f"the instance maps must be 2D and of one shape, got {sorted(shapes)}")
     if centre_sigma > 0:
         centre = ndimage.gaussian_filter(centre, centre_sigma)
+    if boundary is not None and boundary_weight > 0:
+        excess = np.clip((boundary - boundary_threshold) / (1 - boundary_threshold), 0, None)
+        centre = centre - boundary_weight * excess
     mask = foreground > foreground_threshold
     seeds, n_seeds = ndimage.label(mask & (centre > seed_threshold))
     if n_seeds == 0:

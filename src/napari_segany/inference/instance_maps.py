@@ -1,5 +1,5 @@
-"""An instance head's foreground and centre maps of one encoded image, optionally averaged over
-flipped views, and the instance labels they give.
+"""An instance head's foreground, centre and boundary maps of one encoded image, optionally
+averaged over flipped views, and the instance labels they give.
 
 The automatic segmentation of a tile and the instance map that guides a click both come from
 here (:func:`instance_labels`).
@@ -25,8 +25,9 @@ class InstanceMaps:
 
     Attributes
     ----------
-    foreground, centre : ndarray, shape (H, W), float32
-        Mean foreground and centre probabilities over the views, at the image's original size.
+    foreground, centre, boundary : ndarray, shape (H, W), float32
+        Mean foreground, centre and boundary probabilities over the views, at the image's
+        original size (see :class:`~napari_segany.models.instance_head.InstanceHead`).
     foreground_spread : ndarray, shape (H, W), float32
         Standard deviation of the foreground probability across the views (zeros for one view):
         where the flipped views disagree.
@@ -34,6 +35,7 @@ class InstanceMaps:
 
     foreground: np.ndarray
     centre: np.ndarray
+    boundary: np.ndarray
     foreground_spread: np.ndarray
 
 
@@ -43,8 +45,8 @@ def instance_probabilities(
     rgb: np.ndarray | None = None,
     flips: int = 1,
     precision: str = "fp32",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Foreground and centre probabilities of an encoded image.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground, centre and boundary probabilities of an encoded image.
 
     The head's stride-4 logits are upsampled bilinearly over the padded model input (as in
     training), cropped to the resized image and, for models that rescale images, resized to the
@@ -65,11 +67,11 @@ def instance_probabilities(
 
     Returns
     -------
-    foreground, centre : ndarray, shape (H, W), float32
+    foreground, centre, boundary : ndarray, shape (H, W), float32
         At the image's original size, values 0–1.
     """
     maps = instance_maps(model, embedding, rgb, flips, precision)
-    return maps.foreground, maps.centre
+    return maps.foreground, maps.centre, maps.boundary
 
 
 def instance_maps(
@@ -96,7 +98,7 @@ def instance_maps(
         mean = total / flips
         spread = (squares / flips - mean[0] ** 2).clamp_(min=0).sqrt_()
     probs = mean.cpu().numpy()
-    return InstanceMaps(probs[0], probs[1], spread.cpu().numpy())
+    return InstanceMaps(probs[0], probs[1], probs[2], spread.cpu().numpy())
 
 
 def instance_labels(
@@ -142,11 +144,11 @@ def instance_labels_and_maps(
             )
         rgb = read_rgb()
     maps = instance_maps(model, embedding, rgb, seeding.flips, precision)
-    return seeding.labels(maps.foreground, maps.centre), maps
+    return seeding.labels(maps.foreground, maps.centre, maps.boundary), maps
 
 
 def _head_probabilities(model, features, size, input_size) -> torch.Tensor:
-    """(2, H, W) sigmoid of the head's logits at the original ``size`` (a torch tensor)."""
+    """(3, H, W) sigmoid of the head's logits at the original ``size`` (a torch tensor)."""
     logits = model.instance_maps(features).float()
     logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
     logits = logits[..., : input_size[0], : input_size[1]]

@@ -43,8 +43,8 @@ class Architecture:
     upscale_input : bool
         Whether images smaller than the input are scaled up to it (SAM) or only padded.
     instance_head : bool
-        Add an :class:`~napari_segany.models.instance_head.InstanceHead` (foreground and centre
-        maps for fast automatic segmentation; only models trained with one have it).
+        Add an :class:`~napari_segany.models.instance_head.InstanceHead` (foreground, centre
+        and boundary maps for fast automatic segmentation; only models trained with one have it).
     decoder_window : int or None
         Side, in embedding tokens, of the window around the prompts that the mask decoder
         attends to (None: the whole embedding, as SAM). Models trained on crops decode best on

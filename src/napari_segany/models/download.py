@@ -19,15 +19,16 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
-import platformdirs
 import pooch
 
+from napari_segany.models.cache_folder import CACHE_ENV_VAR, cache_dir
 from napari_segany.models.registry import (
     ModelInfo,
     UnknownModelError,
     get_model_info,
     unknown_model_message,
 )
+from napari_segany.models.trained import trained_model_path
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -44,8 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable that overrides the cache folder.
-CACHE_ENV_VAR = "NAPARI_SEGANY_CACHE"
 #: File suffixes that mark a string as a weights file path rather than a model name.
 WEIGHT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".safetensors")
 
@@ -101,21 +100,6 @@ class ModelFileNotFoundError(FileNotFoundError, ValueError):
 
 # --------------------------------------------------------------------------------------------
 # cache locations
-
-
-def cache_dir() -> Path:
-    """Return the folder that holds downloaded model files.
-
-    Returns
-    -------
-    pathlib.Path
-        ``$NAPARI_SEGANY_CACHE`` (``~`` expanded) if set and not empty, else
-        ``platformdirs.user_cache_dir("napari-segany") / "models"``. It is not created here.
-    """
-    override = os.environ.get(CACHE_ENV_VAR, "").strip()
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("napari-segany")) / "models"
 
 
 def _weights_dir() -> Path:
@@ -427,7 +411,8 @@ def resolve_model_path(
     Parameters
     ----------
     name_or_path : str or os.PathLike
-        An existing file (``~`` is expanded), or the name of a registry model.
+        An existing file (``~`` is expanded), the name of a registry model, or the name of a
+        model the user trained (:mod:`napari_segany.models.trained`).
     progress : bool, optional
         Show a progress bar if a registry model has to be downloaded.
 
@@ -436,7 +421,7 @@ def resolve_model_path(
     path : pathlib.Path
         The file. An existing path is returned as given (only ``~`` expanded, not verified).
     info : ModelInfo or None
-        The registry entry for a model name, None for a file path.
+        The registry entry for a registry name, None for a file path or a trained model.
 
     Raises
     ------
@@ -458,6 +443,9 @@ def resolve_model_path(
         info = _find_model(text)
         if info is not None:
             return fetch_model(info, progress=progress), info
+        trained = trained_model_path(text)
+        if trained is not None:
+            return trained, None
     if not isinstance(name_or_path, str) or _looks_like_path(text):
         what = "is a directory, not a file" if path.is_dir() else "file not found"
         raise ModelFileNotFoundError(f"{what}: {path.absolute()}")

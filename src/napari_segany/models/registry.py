@@ -171,15 +171,15 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         name="segany_cells",
         architecture="segany_cells",
         url=None,
-        known_hash="sha256:8b87f2b6e7bcad902f5987c0b13a136c415fe3dd0c166cbf36099c10bf11341e",
-        size_bytes=10_570_849,
+        known_hash="sha256:566f347d3d2a4c48faa0bf35e2bfb4af39b905564b6b528f095cb275fca92ce3",
+        size_bytes=10_570_977,
         license="BSD-3-Clause",
         description=(
             "napari-segany's embedded cell and nucleus model (CNN encoder, SAM decoder), trained "
             "on synthetic microscopy only; ships with the package, no download"
         ),
-        filename="segany_cells_v6.pt",
-        bundled="segany_cells_v6.pt",
+        filename="segany_cells_v7.pt",
+        bundled="segany_cells_v7.pt",
     ),
     _sam(
         "vit_h",
@@ -261,14 +261,17 @@ MODELS: dict[str, ModelInfo] = {info.name: info for info in _ENTRIES}
 
 
 def available_models() -> list[str]:
-    """Return the names of the registered models, in registry order.
+    """Return the names of the known models: the registry's, then those the user trained.
 
     Returns
     -------
     list of str
-        The keys of `MODELS`.
+        The keys of `MODELS` in registry order, then the trained models of the model cache by
+        name (see :mod:`napari_segany.models.trained`).
     """
-    return list(MODELS)
+    from napari_segany.models.trained import trained_models
+
+    return [*MODELS, *trained_models()]
 
 
 def unknown_model_message(name: str, what: str = "is not a known model") -> str:

@@ -126,11 +126,12 @@ class SamModel(nn.Module):
 
     @property
     def has_instance_head(self) -> bool:
-        """Whether the model predicts foreground and centre maps (see :meth:`instance_maps`)."""
+        """Whether the model predicts instance maps (see :meth:`instance_maps`)."""
         return self.instance_head is not None
 
     def instance_maps(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Foreground and centre logits, (B, 2, 4h, 4w), from an embedding (B, 256, h, w).
+        """Foreground, centre and boundary logits, (B, 3, 4h, 4w), from an embedding
+        (B, 256, h, w); see :class:`~napari_segany.models.instance_head.InstanceHead`.
 
         Raises
         ------

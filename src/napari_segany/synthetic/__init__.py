@@ -41,7 +41,7 @@ from .debris import DEBRIS_KINDS, DebrisInfo
 from .filters import gaussian_blur
 from .nuclei import generate_nuclei
 from .objects import KINDS
-from .presets import DENSE_CLUSTERS
+from .presets import DENSE_CLUSTERS, DENSE_CLUSTERS_ANY_SIZE
 from .scene import ObjectInfo, Scene, generate_scene
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "BIT_DEPTHS",
     "DEBRIS_KINDS",
     "DENSE_CLUSTERS",
+    "DENSE_CLUSTERS_ANY_SIZE",
     "KINDS",
     "MODALITIES",
     "DebrisInfo",

@@ -2,6 +2,9 @@
 
 :data:`DENSE_CLUSTERS` -- fluorescent nuclei packed in clusters, touching along long borders
 that are barely darker than the nuclei, the way automatic segmentation merges real nuclei.
+:data:`DENSE_CLUSTERS_ANY_SIZE` -- the same clusters with nuclei of 12 to 90 px across, for
+training: a model trained on clusters of one nucleus size learns to cut larger objects into
+pieces of that size.
 Use it like the default ranges, for training or held-out scenes::
 
     scene = generate_scene((512, 512), DENSE_CLUSTERS, seed=i)  # training scene i
@@ -12,6 +15,8 @@ from the odd bands of the preset's own ranges, and the seed stream is the held-o
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from .config import SceneConfig
 
@@ -46,3 +51,8 @@ DENSE_CLUSTERS = SceneConfig(
     debris_density=(0.0, 4.0),
 )
 """Dense clusters of touching fluorescent nuclei with weak borders between them."""
+
+DENSE_CLUSTERS_ANY_SIZE = replace(
+    DENSE_CLUSTERS, radius_mean=(6.0, 45.0), radius_limits=(4.0, 70.0)
+)
+""":data:`DENSE_CLUSTERS` at every nucleus size the default ranges hold (training scenes)."""

@@ -52,10 +52,13 @@ def _save_atomically(payload: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def export_weights(model: SamModel, path: Path, cfg: Any, step: int) -> None:
+def export_weights(
+    model: SamModel, path: Path, cfg: Any, step: int, extra: dict[str, str] | None = None
+) -> None:
     """Write the inference checkpoint (float16 weights), via a temporary file and a rename.
 
-    The checkpoint records the model's architecture, and ``cfg`` (a dataclass) with ``step``.
+    The checkpoint records the model's architecture, and ``cfg`` (a dataclass) with ``step``;
+    ``extra`` entries (strings, e.g. JSON records) are added as they are.
     """
     state = {
         k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu()
@@ -65,6 +68,7 @@ def export_weights(model: SamModel, path: Path, cfg: Any, step: int) -> None:
         ARCH_KEY: model.architecture,
         "model_state": state,
         "training": json.dumps({"config": asdict(cfg), "step": step}),
+        **(extra or {}),
     }
     _save_atomically(payload, Path(path))
 
@@ -93,6 +97,58 @@ def load_state(path: Path, model: SamModel, optimizer: torch.optim.Optimizer, de
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return state["step"]
+
+
+def load_initial_weights(
+    model: SamModel, weights: dict[str, torch.Tensor], missing_ok: str | None = None
+) -> list[str]:
+    """Load a checkpoint's weights into ``model`` to continue training from them.
+
+    Exactly like ``load_state_dict(strict=True)``, except that a tensor with fewer output
+    channels (first axis) than the model's takes the first channels, the rest keeping the
+    model's initialisation: a head that predicts a new map starts from the old head.
+
+    Parameters
+    ----------
+    model : SamModel
+    weights : dict
+        Parameter name → tensor, e.g. from :func:`napari_segany.models.checkpoint.read_checkpoint`.
+    missing_ok : str, optional
+        Parameters whose names start with this may be missing from ``weights``.
+
+    Returns
+    -------
+    list of str
+        Names of the parameters that got new output channels.
+
+    Raises
+    ------
+    ValueError
+        Parameters are missing or unexpected, or shapes differ otherwise.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights and not (missing_ok and k.startswith(missing_ok))]
+    unexpected = [k for k in weights if k not in own]
+    if missing or unexpected:
+        raise ValueError(
+            f"the weights do not fit the {model.architecture} model: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+    grown, state = [], {}
+    for name, tensor in weights.items():
+        target = own[name]
+        if tensor.shape == target.shape:
+            state[name] = tensor
+        elif tensor.shape[1:] == target.shape[1:] and tensor.shape[0] < target.shape[0]:
+            state[name] = torch.cat([tensor.to(target.dtype), target[tensor.shape[0] :]])
+            grown.append(name)
+        else:
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)} in the weights, "
+                f"{tuple(target.shape)} in the model"
+            )
+    model.load_state_dict(state, strict=missing_ok is None)
+    return grown
 
 
 def parse_config(

@@ -29,12 +29,32 @@ class Scene:
     padding: tuple[int, int] = (0, 0)
 
 
-def draw_scene(seed: int, size: int, held_out: bool = False) -> Scene:
+def draw_scene(
+    seed: int,
+    size: int,
+    held_out: bool = False,
+    dense_fraction: float = 0.0,
+    dense_preset: str = "DENSE_CLUSTERS_ANY_SIZE",
+) -> Scene:
     """Generate one synthetic scene of ``size`` × ``size`` pixels, converted to 8-bit RGB as an
-    image at inference is (:func:`napari_segany.image.prep.to_rgb_uint8`)."""
-    from napari_segany.synthetic import generate_scene
+    image at inference is (:func:`napari_segany.image.prep.to_rgb_uint8`).
 
-    scene = generate_scene((size, size), seed=seed, held_out=held_out)
+    With probability ``dense_fraction`` (decided by ``seed`` alone, so a seed always gives the
+    same scene) the scene is drawn from ``dense_preset``, a preset of
+    :mod:`napari_segany.synthetic.presets` (default
+    :data:`~napari_segany.synthetic.DENSE_CLUSTERS_ANY_SIZE`, dense clusters of touching nuclei
+    of every size), instead of the default ranges of every modality.
+    """
+    from napari_segany.synthetic import generate_scene, presets
+
+    if not 0 <= dense_fraction <= 1:
+        raise ValueError(f"dense_fraction must be between 0 and 1, got {dense_fraction}")
+    config = None
+    if dense_fraction > 0 and np.random.default_rng([seed, 7]).random() < dense_fraction:
+        config = getattr(presets, dense_preset, None)
+        if not isinstance(config, presets.SceneConfig):
+            raise ValueError(f"{dense_preset!r} is not a preset of napari_segany.synthetic.presets")
+    scene = generate_scene((size, size), config, seed=seed, held_out=held_out)
     return Scene(to_rgb_uint8(scene.raw), np.asarray(scene.labels))
 
 

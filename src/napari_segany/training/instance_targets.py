@@ -1,4 +1,5 @@
-"""Training targets of the instance head: foreground and normalised distance to the border."""
+"""Training targets of the instance head: normalised distance to the border, and the borders
+between touching objects (the foreground target is simply ``labels > 0``)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,31 @@ def centre_map(labels: np.ndarray) -> np.ndarray:
     tiny = (labels > 0) & (lookup[labels] == 0)
     out[tiny] = 1.0
     return np.clip(out, 0.0, 1.0)
+
+
+def touching_border_map(labels: np.ndarray, width: int = 2) -> np.ndarray:
+    """Pixels of an object within ``width`` pixels of a different object.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (H, W), integer
+        Instance labels, 0 background.
+    width : int
+        Chessboard distance (pixels) to the other object; the band is about ``2 * width`` wide
+        across a shared border, so the head's stride-4 logits can resolve it.
+
+    Returns
+    -------
+    ndarray, shape (H, W), float32
+        1 on both sides of every border shared by two objects, 0 elsewhere (also along borders
+        with the background, which the foreground map already gives).
+    """
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    size = 2 * width + 1
+    highest = ndimage.maximum_filter(labels, size=size, mode="nearest")
+    # the smallest *object* label nearby: background counts as larger than every label
+    no_background = np.where(labels > 0, labels, labels.max() + 1)
+    lowest = ndimage.minimum_filter(no_background, size=size, mode="nearest")
+    inside = labels > 0
+    other = (highest > labels) | (lowest < labels)
+    return (inside & other).astype(np.float32)

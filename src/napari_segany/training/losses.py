@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_segany.models.instance_head import CENTRE, FOREGROUND
-from napari_segany.training.instance_targets import centre_map
+from napari_segany.models.instance_head import BOUNDARY, CENTRE, FOREGROUND
+from napari_segany.training.instance_targets import centre_map, touching_border_map
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -66,17 +66,61 @@ def prompt_loss(
     return chosen + iou_loss, best
 
 
-def head_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Loss of full-resolution instance-head logits (B, 2, H, W) against labels (B, H, W).
+def _bce(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean binary cross-entropy over all pixels, or over the ``valid`` ones."""
+    if valid is None:
+        return F.binary_cross_entropy_with_logits(logits, target)
+    weight = valid.to(logits.dtype)
+    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (per_pixel * weight).sum() / weight.sum().clamp(min=1)
 
-    Binary cross-entropy + dice on the foreground, plus twice the binary cross-entropy of the
-    centre map against :func:`~napari_segany.training.instance_targets.centre_map`.
+
+def _dice(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean soft dice loss per image, counting only the ``valid`` pixels when given."""
+    if valid is None:
+        return dice_loss(logits, target).mean()
+    weight = valid.to(logits.dtype)
+    prob = (torch.sigmoid(logits) * weight).flatten(-2)
+    target = (target * weight).flatten(-2)
+    inter = (prob * target).sum(-1)
+    return (1 - (2 * inter + 1.0) / (prob.sum(-1) + target.sum(-1) + 1.0)).mean()
+
+
+def head_loss(
+    logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Loss of full-resolution instance-head logits (B, 3, H, W) against labels (B, H, W).
+
+    Binary cross-entropy + dice on the foreground; twice the binary cross-entropy of the centre
+    map against :func:`~napari_segany.training.instance_targets.centre_map`; binary
+    cross-entropy + dice of the boundary map against
+    :func:`~napari_segany.training.instance_targets.touching_border_map` (dice, because borders
+    between touching objects cover a few percent of the pixels at most).
+
+    ``valid`` (B, H, W) bool, optional, marks the pixels to learn from (None: all): pixels
+    outside it are neither object nor background (e.g. not annotated) and add nothing.
     """
-    fg_target = (labels > 0).float()
+    label_arrays = labels.cpu().numpy()
     centre_target = torch.as_tensor(
-        np.stack([centre_map(lab) for lab in labels.cpu().numpy()]), device=logits.device
+        np.stack([centre_map(lab) for lab in label_arrays]), device=logits.device
     )
+    border_target = torch.as_tensor(
+        np.stack([touching_border_map(lab) for lab in label_arrays]), device=logits.device
+    )
+    fg_target = (labels > 0).float().to(logits.device)
+    if valid is not None:
+        valid = valid.to(logits.device)
     fg = logits[:, FOREGROUND]
-    fg_loss = F.binary_cross_entropy_with_logits(fg, fg_target) + dice_loss(fg, fg_target).mean()
-    centre_loss = F.binary_cross_entropy_with_logits(logits[:, CENTRE], centre_target)
-    return fg_loss + 2 * centre_loss
+    fg_loss = _bce(fg, fg_target, valid) + _dice(fg, fg_target, valid)
+    centre_loss = _bce(logits[:, CENTRE], centre_target, valid)
+    border = logits[:, BOUNDARY]
+    border_loss = _bce(border, border_target, valid)
+    # scenes without touching objects have no border to find: dice only where there is one
+    seen_border = border_target if valid is None else border_target * valid
+    has_border = seen_border.flatten(1).amax(1) > 0
+    if has_border.any():
+        border_valid = None if valid is None else valid[has_border]
+        border_loss = border_loss + _dice(
+            border[has_border], border_target[has_border], border_valid
+        )
+    return fg_loss + 2 * centre_loss + border_loss

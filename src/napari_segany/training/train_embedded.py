@@ -15,7 +15,7 @@ How one step works
   matching window of the frame's positional encoding and prompts in frame coordinates, so a model
   trained on small crops works on full 1024² inputs.
 * Loss per round: 20·focal + dice of the best candidate, plus MSE of the predicted IoU.
-* Models with an instance head also learn foreground and centre maps of every scene
+* Models with an instance head also learn foreground, centre and boundary maps of every scene
   (:func:`napari_segany.training.losses.head_loss`, weight ``head_weight``), so the image
   encoder serves prompts and automatic segmentation alike.
 
@@ -40,6 +40,7 @@ from napari_segany.training import prompt_sampling as ps
 from napari_segany.training.common import (
     export_weights,
     learning_rate_at,
+    load_initial_weights,
     load_state,
     parse_config,
     save_state,
@@ -49,7 +50,15 @@ from napari_segany.training.common import (
 from napari_segany.training.data import Scene, draw_scene, model_input, pad_like_inference
 from napari_segany.training.losses import head_loss, mask_iou, prompt_loss
 
-__all__ = ["TrainConfig", "export_weights", "main", "train", "training_step"]
+__all__ = [
+    "SceneBatch",
+    "TrainConfig",
+    "batch_step",
+    "export_weights",
+    "main",
+    "train",
+    "training_step",
+]
 
 ARCHITECTURE = "segany_cells"
 PROMPT_KINDS = ("point", "points", "box", "box+point")
@@ -77,6 +86,8 @@ class TrainConfig:
     pad_probability: float = 0.0
     max_pad: int = 96
     init: str = ""
+    dense_fraction: float = 0.0  # share of scenes drawn from ``dense_preset``
+    dense_preset: str = "DENSE_CLUSTERS_ANY_SIZE"  # a preset of napari_segany.synthetic.presets
     stop_at: int = 0  # stop after this step (0: at ``steps``); the schedule still spans ``steps``
 
 
@@ -163,24 +174,52 @@ def _sample_objects(scene: Scene, count: int, rng) -> list[np.ndarray]:
     return [scene.labels == i for i in chosen]
 
 
-def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> dict:
-    """Forward and backward for one step; returns metrics."""
-    size = cfg.crop
-    scenes, masks, scene_of = [], [], []
-    seed_base = cfg.seed * 10_000_000 + step * cfg.scenes_per_step
-    i = 0
-    while len(scenes) < cfg.scenes_per_step:
-        scene = pad_like_inference(
-            draw_scene(seed_base + i, size), rng, cfg.pad_probability, cfg.max_pad
-        )
-        i += 1
-        objects = _sample_objects(scene, cfg.objects_per_scene, rng)
-        if not objects:
-            continue
-        scene_of += [len(scenes)] * len(objects)
-        masks += objects
-        scenes.append(scene)
-    scene_of = np.array(scene_of)
+@dataclass
+class SceneBatch:
+    """What one training step learns from: square scenes of one size and the objects to prompt.
+
+    Attributes
+    ----------
+    scenes : list of Scene
+        S × S crops (RGB uint8, labels, padding).
+    masks : list of ndarray, shape (S, S), bool
+        The objects to prompt, each one instance of its scene.
+    scene_of : ndarray, shape (len(masks),), int
+        Index into ``scenes`` of each object.
+    valid : ndarray, shape (len(scenes), S, S), bool, optional
+        Pixels whose labels the instance head learns from (None: every pixel). Pixels outside
+        are neither object nor background, e.g. beyond the region a user annotated.
+    """
+
+    scenes: list[Scene]
+    masks: list[np.ndarray]
+    scene_of: np.ndarray
+    valid: np.ndarray | None = None
+
+
+def batch_step(
+    model: SamModel,
+    batch: SceneBatch,
+    rng,
+    device,
+    *,
+    corrective_rounds: int,
+    head_weight: float,
+) -> dict:
+    """Forward and backward of one batch of scenes: prompted masks and instance-head maps.
+
+    Each scene is placed at a random position of the model's input frame (drawn from ``rng``);
+    its objects are prompted (prompt kind drawn from ``rng``) and corrected over
+    ``corrective_rounds`` rounds. Gradients accumulate in ``model``'s parameters.
+
+    Returns
+    -------
+    dict
+        ``loss`` (prompt loss), ``head`` (weighted head loss), ``iou_first``/``iou_last`` (mean
+        IoU of the first/last round) and the prompt ``kind``.
+    """
+    scenes, masks, scene_of = batch.scenes, batch.masks, batch.scene_of
+    size = scenes[0].rgb.shape[0]
     grid = size // 16
     frame_grid = model.image_size // 16
     offsets_tokens = rng.integers(0, frame_grid - grid + 1, size=(len(scenes), 2))
@@ -189,12 +228,13 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
 
     scene_embeddings = model.image_encoder(model_input(model, scenes))
     head_term = torch.zeros((), device=device)
-    if model.has_instance_head and cfg.head_weight > 0:
+    if model.has_instance_head and head_weight > 0:
         maps = F.interpolate(
             model.instance_head(scene_embeddings), size=(size, size), mode="bilinear"
         )
         labels = torch.as_tensor(np.stack([s.labels for s in scenes]).astype(np.int64))
-        head_term = cfg.head_weight * head_loss(maps, labels)
+        valid = None if batch.valid is None else torch.as_tensor(batch.valid, device=device)
+        head_term = head_weight * head_loss(maps, labels, valid)
     embeddings = scene_embeddings[scene_of]  # (B, 256, grid, grid)
     full_pe = model.prompt_encoder.get_dense_pe()
     image_pe = torch.stack(
@@ -206,7 +246,7 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
     prompts = first_prompts(kind, masks, [scenes[j].labels for j in scene_of], rng)
     mask_input = None
     total, ious = 0.0, []
-    for round_ in range(cfg.corrective_rounds + 1):
+    for round_ in range(corrective_rounds + 1):
         multimask = round_ == 0 and kind == "point"
         coords, labels, boxes = _to_frame(prompts, offsets, device)
         sparse, dense = model.prompt_encoder(
@@ -223,10 +263,10 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
         chosen = logits[torch.arange(len(best)), best]
         predicted = chosen.detach() > 0
         ious.append(mask_iou(predicted, target > 0.5).mean().item())
-        if round_ < cfg.corrective_rounds:
+        if round_ < corrective_rounds:
             prompts = add_corrections(prompts, masks, predicted.cpu().numpy(), rng)
             mask_input = low_res[torch.arange(len(best)), best][:, None].detach()
-    loss = total / (cfg.corrective_rounds + 1)
+    loss = total / (corrective_rounds + 1)
     (loss + head_term).backward()
     return {
         "loss": loss.item(),
@@ -235,6 +275,41 @@ def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> 
         "iou_last": ious[-1],
         "kind": kind,
     }
+
+
+def training_step(model: SamModel, cfg: TrainConfig, step: int, rng, device) -> dict:
+    """Forward and backward for one step on synthetic scenes; returns metrics."""
+    size = cfg.crop
+    scenes, masks, scene_of = [], [], []
+    seed_base = cfg.seed * 10_000_000 + step * cfg.scenes_per_step
+    i = 0
+    while len(scenes) < cfg.scenes_per_step:
+        scene = pad_like_inference(
+            draw_scene(
+                seed_base + i,
+                size,
+                dense_fraction=cfg.dense_fraction,
+                dense_preset=cfg.dense_preset,
+            ),
+            rng,
+            cfg.pad_probability,
+            cfg.max_pad,
+        )
+        i += 1
+        objects = _sample_objects(scene, cfg.objects_per_scene, rng)
+        if not objects:
+            continue
+        scene_of += [len(scenes)] * len(objects)
+        masks += objects
+        scenes.append(scene)
+    return batch_step(
+        model,
+        SceneBatch(scenes, masks, np.array(scene_of)),
+        rng,
+        device,
+        corrective_rounds=cfg.corrective_rounds,
+        head_weight=cfg.head_weight,
+    )
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -251,7 +326,8 @@ def train(cfg: TrainConfig) -> Path:
         from napari_segany.models.checkpoint import read_checkpoint
 
         weights, _ = read_checkpoint(Path(cfg.init))
-        model.load_state_dict(weights, strict=True)
+        for name in load_initial_weights(model, weights):
+            print(f"{name}: new output channels keep their random initialisation")
         print(f"initialised from {cfg.init}")
     if state_file.exists():
         start = load_state(state_file, model, optimizer, device)

@@ -5,9 +5,9 @@ model (image encoder, prompt encoder, mask decoder) is loaded from ``--base`` an
 only :class:`~napari_segany.models.instance_head.InstanceHead` learns, so interactive results are
 identical before and after. Seeded; uses a GPU when present.
 
-Loss per scene: binary cross-entropy + dice on the foreground, and binary cross-entropy of the
-centre map against :func:`~napari_segany.training.instance_targets.centre_map`, both at the
-image's full resolution (the head's stride-4 logits are upsampled bilinearly, as at inference).
+Loss per scene: :func:`~napari_segany.training.losses.head_loss` (foreground, centre and
+boundary maps) at the image's full resolution (the head's stride-4 logits are upsampled
+bilinearly, as at inference).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from napari_segany.models.sam import SamModel
 from napari_segany.training.common import (
     export_weights,
     learning_rate_at,
+    load_initial_weights,
     parse_config,
     stop_step,
 )
@@ -52,16 +53,20 @@ class HeadConfig:
     out: str = "segany_cells_head.pt"
     log_every: int = 50
     save_every: int = 200
+    dense_fraction: float = 0.0  # share of scenes drawn from ``dense_preset``
+    dense_preset: str = "DENSE_CLUSTERS_ANY_SIZE"  # a preset of napari_segany.synthetic.presets
     stop_at: int = 0  # stop after this step (0: at ``steps``); the schedule still spans ``steps``
 
 
 def model_with_head(base_weights: str | Path, device) -> SamModel:
-    """The embedded architecture (it has an instance head); everything but the head from a file."""
+    """The embedded architecture with the weights of a file; the instance head starts from the
+    file's head where it has one (new output maps, and a missing head, start at random)."""
     model = build_model("segany_cells", seed=0)
     state, _ = read_checkpoint(Path(base_weights))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("instance_head.") for k in missing):
-        raise ValueError(f"{base_weights} is not a segany_cells checkpoint")
+    try:
+        load_initial_weights(model, state, missing_ok="instance_head.")
+    except ValueError as err:
+        raise ValueError(f"{base_weights} is not a segany_cells checkpoint: {err}") from None
     return model.to(device)
 
 
@@ -85,7 +90,12 @@ def train(cfg: HeadConfig) -> Path:
             cfg.seed * 10_000_000 + step * cfg.scenes_per_step + i
             for i in range(cfg.scenes_per_step)
         ]
-        scenes = [draw_scene(s, cfg.crop) for s in seeds]
+        scenes = [
+            draw_scene(
+                s, cfg.crop, dense_fraction=cfg.dense_fraction, dense_preset=cfg.dense_preset
+            )
+            for s in seeds
+        ]
         labels = torch.as_tensor(np.stack([s.labels for s in scenes]).astype(np.int64))
         with torch.no_grad():
             embedding = model.image_encoder(model_input(model, scenes))
