@@ -147,6 +147,7 @@ def object_features(
     centre_max = np.asarray(ndimage.maximum(centre, labels, ids), np.float64)
     peaks = _regions_per_object(labels, centre > PEAK_LEVEL, n)[ids]
     rel_area = np.log(area[ids] / np.median(area[ids]))
+    outline, touches = _boundary(labels)
     columns = [
         mean_of(foreground),
         stability[ids],
@@ -155,10 +156,10 @@ def object_features(
         mean_of(centre),
         np.minimum(peaks, 3),
         rel_area,
-        _solidity(labels, ids, area),
+        _solidity(labels, outline, ids, area),
         _log_elongation(labels, ids, area, n),
-        _touching(labels, n)[ids],
-        _interior_maximum(labels, boundary, ids),
+        _touching(labels, outline, touches, n)[ids],
+        _interior_maximum(labels, outline, boundary, ids),
     ]
     return ids, np.stack(columns, axis=1)
 
@@ -175,12 +176,15 @@ def _regions_per_object(labels: np.ndarray, mask: np.ndarray, n: int) -> np.ndar
     return np.bincount(pairs // (count + 1), minlength=n).astype(np.float64)
 
 
-def _solidity(labels: np.ndarray, ids: np.ndarray, area: np.ndarray) -> np.ndarray:
-    """Area ÷ convex hull area per object (1 for objects too small or flat for a hull)."""
+def _solidity(
+    labels: np.ndarray, outline: np.ndarray, ids: np.ndarray, area: np.ndarray
+) -> np.ndarray:
+    """Area ÷ convex hull area per object (1 for objects too small or flat for a hull);
+    ``outline`` as from :func:`_boundary`."""
     from scipy.spatial import ConvexHull, QhullError
 
     # the hull of an object's pixels is the hull of its boundary pixels: far fewer points
-    rows, cols = np.nonzero(_boundary(labels)[0] & (labels > 0))
+    rows, cols = np.nonzero(outline & (labels > 0))
     owner = labels[rows, cols]
     order = np.argsort(owner, kind="stable")
     rows, cols, owner = rows[order], cols[order], owner[order]
@@ -228,11 +232,13 @@ def _boundary(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return boundary, touches
 
 
-def _interior_maximum(labels: np.ndarray, values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Largest value of each object's interior pixels (0 for objects too thin to have any)."""
+def _interior_maximum(
+    labels: np.ndarray, outline: np.ndarray, values: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
+    """Largest value of each object's interior pixels (0 for objects too thin to have any);
+    ``outline`` as from :func:`_boundary`."""
     from scipy import ndimage
 
-    outline = _boundary(labels)[0]
     depth = ndimage.distance_transform_cdt((labels > 0) & ~outline, metric="chessboard")
     interior = np.where(depth >= INTERIOR_DEPTH, labels, 0)
     found = np.asarray(ndimage.maximum(values, interior, ids), np.float64)
@@ -240,11 +246,11 @@ def _interior_maximum(labels: np.ndarray, values: np.ndarray, ids: np.ndarray) -
     return np.where(present, found, 0.0)
 
 
-def _touching(labels: np.ndarray, n: int) -> np.ndarray:
-    """Share of each object's boundary pixels (4-neighbourhood) next to another object."""
-    boundary, touches = _boundary(labels)
+def _touching(labels: np.ndarray, outline: np.ndarray, touches: np.ndarray, n: int) -> np.ndarray:
+    """Share of each object's boundary pixels (4-neighbourhood) next to another object;
+    ``outline`` and ``touches`` as from :func:`_boundary`."""
     flat = labels.ravel()
-    edge = np.bincount(flat, weights=boundary.ravel(), minlength=n)
+    edge = np.bincount(flat, weights=outline.ravel(), minlength=n)
     return np.bincount(flat, weights=touches.ravel(), minlength=n) / np.maximum(edge, 1)
 
 

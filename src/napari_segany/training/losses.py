@@ -20,10 +20,18 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, 
     return loss.flatten(-2).mean(-1)
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """Soft dice loss per mask; (..., H, W) → (...)."""
-    prob = torch.sigmoid(logits).flatten(-2)
-    target = target.flatten(-2)
+def dice_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    eps: float = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Soft dice loss per mask; (..., H, W) → (...). ``weight`` (..., H, W), optional, counts
+    only the pixels where it is 1 (0: left out)."""
+    prob = torch.sigmoid(logits)
+    if weight is not None:
+        prob, target = prob * weight, target * weight
+    prob, target = prob.flatten(-2), target.flatten(-2)
     inter = (prob * target).sum(-1)
     return 1 - (2 * inter + eps) / (prob.sum(-1) + target.sum(-1) + eps)
 
@@ -77,13 +85,8 @@ def _bce(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None)
 
 def _dice(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """Mean soft dice loss per image, counting only the ``valid`` pixels when given."""
-    if valid is None:
-        return dice_loss(logits, target).mean()
-    weight = valid.to(logits.dtype)
-    prob = (torch.sigmoid(logits) * weight).flatten(-2)
-    target = (target * weight).flatten(-2)
-    inter = (prob * target).sum(-1)
-    return (1 - (2 * inter + 1.0) / (prob.sum(-1) + target.sum(-1) + 1.0)).mean()
+    weight = None if valid is None else valid.to(logits.dtype)
+    return dice_loss(logits, target, weight=weight).mean()
 
 
 def head_loss(
