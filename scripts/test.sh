@@ -19,6 +19,16 @@ if ! command -v xvfb-run >/dev/null 2>&1; then
         libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libxcb-cursor0
 fi
 .venv/bin/python -m pip install --quiet -e ".[napari,testing]"
+# micro-sam, the reference for tests/test_microsam_parity.py (its instance-segmentation decoders).
+# Installed with --no-deps: its declared dependencies include torchvision (not installable here;
+# tests/conftest.py stubs it), segment-anything-py (a fork of the segment-anything we pin), napari
+# plugins and training tools. Pinned here is only what importing micro_sam.util and
+# micro_sam.instance_segmentation needs: torch-em (the UNETR decoder, the watershed), python-elf
+# and bioimage_cpp (smoothing, labelling, watershed), matplotlib and kornia (imported by torch-em).
+# Everything else they import is already installed, at the versions the project pins.
+.venv/bin/python -m pip install --quiet --no-deps micro-sam==1.8.14 torch-em==0.10.9 \
+    python-elf==0.9.2 bioimage-cpp==0.10.0 kornia==0.9.0 kornia-rs==0.2.0 matplotlib==3.11.2 \
+    contourpy==1.3.3 cycler==0.12.1 fonttools==4.68.0 pyparsing==3.3.3
 .venv/bin/python -m ruff format --check src tests benchmarks scripts
 .venv/bin/python -m ruff check src tests benchmarks scripts
 # napari's current Qt binding (PyQt6, from napari[all]).

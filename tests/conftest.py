@@ -1,8 +1,9 @@
 """Shared fixtures.
 
-The reference implementation (Meta's ``segment-anything``, a test-only dependency) imports
-torchvision at module level for image resizing and box NMS, which these tests never call and which
-cannot be installed here. A stub package stands in for it, only inside the test session.
+The reference implementations (Meta's ``segment-anything`` and micro-sam with torch-em, test-only
+dependencies) import torchvision at module level, which cannot be installed here. A stub package
+stands in for it, only inside the test session; it is the benchmarks' stub
+(``benchmarks/_reference.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import os
 import shutil
 import sys
 import tempfile
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _reference import install_torchvision_stub
 
 # napari saves its settings file on every change (make_napari_viewer resets the settings, the
 # plugin adds reader preferences): point it at a throwaway file before anything imports
@@ -26,30 +29,10 @@ os.environ["NAPARI_CONFIG"] = str(Path(_NAPARI_CONFIG_DIR) / "settings.yaml")
 atexit.register(shutil.rmtree, _NAPARI_CONFIG_DIR, ignore_errors=True)
 
 
-def _install_torchvision_stub() -> None:
-    if "torchvision" in sys.modules:
-        return
-
-    def _unavailable(*args, **kwargs):
-        raise RuntimeError("torchvision is stubbed out in the tests")
-
-    modules = {
-        "torchvision": {},
-        "torchvision.ops": {},
-        "torchvision.ops.boxes": {"batched_nms": _unavailable, "box_area": _unavailable},
-        "torchvision.transforms": {},
-        "torchvision.transforms.functional": {"resize": _unavailable, "to_pil_image": _unavailable},
-    }
-    for name, attrs in modules.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        sys.modules[name] = module
-
-
 @pytest.fixture(scope="session")
 def reference_sam():
     """The ``segment_anything`` package (reference implementation)."""
-    _install_torchvision_stub()
+    install_torchvision_stub()
     return pytest.importorskip("segment_anything")
 
 

@@ -50,11 +50,13 @@ def test_models_table(cache, capsys, monkeypatch):
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["name", "arch", "size", "MB", "cached", "licence", "description"]
+    header = ["name", "arch", "size", "MB", "cached", "decoder", "licence", "description"]
+    assert lines[0].split() == header
     by_name = {line.split()[0]: line.split() for line in lines[1:] if line.strip()}
-    assert by_name["vit_b"][1:5] == ["vit_b", "375.0", "no", "Apache-2.0"]
-    assert by_name["vit_b_lm"][1:5] == ["vit_b", "?", "no", "CC-BY-4.0"]
-    assert by_name["tiny"][1:5] == ["vit_t", "?", "yes", "Apache-2.0"]
+    assert by_name["vit_b"][1:6] == ["vit_b", "375.0", "no", "-", "Apache-2.0"]
+    # micro-sam's models come with an instance-segmentation decoder
+    assert by_name["vit_b_lm"][1:6] == ["vit_b", "?", "no", "yes", "CC-BY-4.0"]
+    assert by_name["tiny"][1:6] == ["vit_t", "?", "yes", "-", "Apache-2.0"]
     assert str(cache) in out
     for name in MODELS:
         assert name in by_name
@@ -69,6 +71,11 @@ def test_models_json(cache, capsys):
     assert vit_b["cached"] is False
     assert vit_b["license"] == "Apache-2.0"
     assert vit_b["path"] == str(cache / "sam_vit_b_01ec64.pth")
+    assert vit_b["decoder"] is None
+    vit_b_lm = rows[[row["name"] for row in rows].index("vit_b_lm")]
+    assert vit_b_lm["decoder"]["known_hash"].startswith("xxh128:")
+    assert vit_b_lm["decoder_settings"]["min_size"] == 100
+    assert vit_b_lm["decoder_cached"] is False
 
 
 def test_download_success(tmp_path, cache, capsys, monkeypatch):

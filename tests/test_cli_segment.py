@@ -19,7 +19,12 @@ def test_options_left_out_take_the_dataclass_defaults():
 
 def test_options_given_reach_the_params():
     params = segmentation_params(parse("--flips", "8", "--min-size", "3"))
-    assert params == AutomaticParams(flips=8, min_size=3)
+    # --min-size applies to the instance head and to a micro-sam decoder alike
+    assert params == AutomaticParams(flips=8, min_size=3, decoder_overrides=(("min_size", 3),))
+    args = parse("--method", "decoder", "--center-distance-threshold", "0.4")
+    assert segmentation_params(args) == AutomaticParams(
+        method="decoder", decoder_overrides=(("center_distance_threshold", 0.4),)
+    )
     args = parse("--method", "point_grid", "--points-per-side", "8")
     assert segmentation_params(args) == AutomaticParams(
         method="point_grid", point_grid=PointGridParams(points_per_side=8)

@@ -7,8 +7,6 @@ weights.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
@@ -17,55 +15,7 @@ from napari_segany import Predictor, build_model
 from napari_segany.inference.embedding import resize_for_model
 from napari_segany.models.architectures import Architecture
 from napari_segany.models.loading import model_from_state_dict
-
-
-def _randomise(model: torch.nn.Module, seed: int) -> None:
-    """Give parameters that start as zeros/ones (position tables, norms) random values too."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=gen)
-            if name.endswith(("pos_embed", "rel_pos_h", "rel_pos_w")):
-                param.copy_(noise * 0.05)
-            elif param.ndim == 1 and "norm" in name:
-                param.add_(noise * 0.1)
-
-
-def _reference_model(segment_anything, size: int, dim: int, depth: int, heads: int, glob):
-    m = segment_anything.modeling
-    torch.manual_seed(0)
-    model = m.Sam(
-        image_encoder=m.ImageEncoderViT(
-            depth=depth,
-            embed_dim=dim,
-            img_size=size,
-            mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=heads,
-            patch_size=16,
-            qkv_bias=True,
-            use_rel_pos=True,
-            global_attn_indexes=glob,
-            window_size=14,
-            out_chans=256,
-        ),
-        prompt_encoder=m.PromptEncoder(
-            embed_dim=256,
-            image_embedding_size=(size // 16, size // 16),
-            input_image_size=(size, size),
-            mask_in_chans=16,
-        ),
-        mask_decoder=m.MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=m.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-            transformer_dim=256,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        ),
-    ).eval()
-    _randomise(model, seed=1)
-    return model
-
+from reference_models import randomise, small_reference_sam
 
 SMALL = dict(size=320, dim=96, depth=4, heads=4, glob=(1, 3))
 
@@ -74,7 +24,7 @@ SMALL = dict(size=320, dim=96, depth=4, heads=4, glob=(1, 3))
 def small_pair(reference_sam):
     """A reference SAM with a shrunken ViT (320² input: 20×20 tokens, windows padded to 28) and
     our model loaded from its state dict."""
-    ref = _reference_model(reference_sam, **SMALL)
+    ref = small_reference_sam(reference_sam, **SMALL)
     spec = Architecture(
         "vit_small_test",
         "vit",
@@ -186,7 +136,7 @@ def test_full_size_vit_b_encoder_matches_reference(reference_sam):
     """The real vit_b configuration (1024² input, 64×64 tokens, 4 global blocks)."""
     torch.manual_seed(0)
     ref = reference_sam.sam_model_registry["vit_b"]().eval()
-    _randomise(ref, seed=2)
+    randomise(ref, seed=2)
     ours = model_from_state_dict(ref.state_dict())
     assert ours.architecture == "vit_b"
     x = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(5))

@@ -29,6 +29,7 @@ import numpy as np
 
 from napari_segany._qt.layers import IMAGE_KEY
 from napari_segany._qt.review import REVIEWED
+from napari_segany.image.calibration import length_unit
 
 #: per-object columns of a Labels layer's features that go into the object table: the model's
 #: scores (from Segment all) and the review mark (from the annotator's Review)
@@ -271,7 +272,7 @@ def _scale_and_unit(data: Any, meta: dict) -> tuple[tuple[float, ...] | None, st
         if all(s == 1.0 for s in scale):
             return None, None  # napari's default: no physical size known
         return scale, None
-    return scale, unit
+    return scale, length_unit(unit) or unit  # OME-NGFF names: pint's "micron" → "micrometer"
 
 
 def _label_name(name: Any) -> str:

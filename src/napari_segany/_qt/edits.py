@@ -126,19 +126,18 @@ class SegmentationEdits:
         self.prepare_layers()
         # a result without its settings was found with the defaults
         params = getattr(result, "params", None) or AutomaticParams()
+        min_size = params.object_min_size(session.model)
         overwrite = self.overwrite()
         written = labels_edit.write_instances(
             self.layers.labels_layer,
             result.labels,
             plane.leading,
             overwrite=overwrite,
-            min_size=params.min_size,
+            min_size=min_size,
         )
         self._keep_scores(result, written.ids)
         self.say(
-            labels_edit.segment_all_message(
-                written.fitted, min_size=params.min_size, overwrite=overwrite
-            )
+            labels_edit.segment_all_message(written.fitted, min_size=min_size, overwrite=overwrite)
         )
 
     def _keep_scores(self, result, ids: dict[int, int]) -> None:

@@ -37,6 +37,10 @@ class Plane:
         Channel segmented alone as a grayscale image (0, 1, 2 = R, G, B of an RGB layer) or
         the mean of R, G and B; None: automatic (see
         :func:`napari_segany.image.channels.grayscale_channel`).
+    units : tuple of str, optional
+        The layer's units per axis of ``label_shape`` (e.g. ("micrometer", "micrometer")),
+        given to the annotator's layers so that they line up with the image in napari's
+        physical coordinates and are saved with them; None when the layer has none.
     """
 
     data: object
@@ -45,6 +49,7 @@ class Plane:
     label_shape: tuple[int, ...]
     key: tuple
     channel: int | str | None = None
+    units: tuple[str, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -134,6 +139,7 @@ def current_plane(
     if channel_axis is not None:
         plane_channel_axis = channel_axis - sum(a < channel_axis for a in leading_axes)
     label_shape = tuple(s for a, s in enumerate(shape[:n_plane]) if a != channel_axis)
+    units = layer_units(layer, channel_axis)
     return Plane(
         data=plane,
         channel_axis=plane_channel_axis,
@@ -141,7 +147,20 @@ def current_plane(
         label_shape=label_shape,
         key=(id(getattr(layer, "__wrapped__", layer)), tuple(index), channel_axis, channel),
         channel=channel,
+        units=units,
     )
+
+
+def layer_units(layer, channel_axis: int | None = None) -> tuple[str, ...] | None:
+    """The layer's units without the channel axis, as names ("micrometer"); None when it has
+    no units or only napari's default ("pixel")."""
+    units = getattr(layer, "units", None)
+    if units is None:
+        return None
+    names = tuple(str(u) for a, u in enumerate(units) if a != channel_axis)
+    if all(name in ("pixel", "dimensionless", "") for name in names):
+        return None
+    return names
 
 
 def visible_region(viewer, layer, shape: tuple[int, int]) -> tuple[slice, slice] | None:

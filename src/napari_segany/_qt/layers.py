@@ -57,6 +57,13 @@ def current_object_layer(scale, translate):
     )
 
 
+def _set_units(layer, units) -> None:
+    """Give a 2D layer the plane's units (its last two; napari's "pixel" when it has none)."""
+    wanted = tuple(units[-2:]) if units else ("pixel", "pixel")
+    if layer is not None and tuple(str(u) for u in layer.units) != wanted:
+        layer.units = wanted
+
+
 class AnnotatorLayers:
     """The four layers of the annotator in ``viewer``.
 
@@ -177,13 +184,14 @@ class AnnotatorLayers:
                 )
         plane_scale, plane_translate = scale[-2:], translate[-2:]
         if not self.alive(self.labels_layer) or tuple(self.labels_layer.data.shape) != label_shape:
-            self.labels_layer = self._segmentation_layer(label_shape, scale, translate)
+            self.labels_layer = self._segmentation_layer(label_shape, scale, translate, plane.units)
             return SEGMENTATION_NAME
         if not self.alive(self.current_layer):
-            self.current_layer = self._current_layer(plane_scale, plane_translate)
+            self.current_layer = self._current_layer(plane_scale, plane_translate, plane.units)
             return CURRENT_NAME
         if not self.alive(self.box_layer):
             self.box_layer = prompt_layers.make_box_layer(plane_scale, plane_translate)
+            _set_units(self.box_layer, plane.units)
             self._add_on_top(self.box_layer, prompt_layers.BOX_MODE)
             self.box_layer.events.data.connect(self._box_event)
             self._bind(self.box_layer, self.keys)
@@ -192,6 +200,7 @@ class AnnotatorLayers:
             self.points_layer = prompt_layers.make_points_layer(
                 plane_scale, plane_translate, self.negative_mode
             )
+            _set_units(self.points_layer, plane.units)
             self._add_on_top(self.points_layer, prompt_layers.POINTS_MODE)
             self.points_layer.events.data.connect(self._points_event)
             self._bind(self.points_layer, {**self.keys, **self.point_keys})
@@ -214,6 +223,8 @@ class AnnotatorLayers:
                 layer.scale, layer.translate = plane_scale, plane_translate
         if not np.allclose(self.current_layer.scale, plane_scale):
             self.current_layer.scale = plane_scale
+        for layer in (self.current_layer, self.box_layer, self.points_layer):
+            _set_units(layer, plane.units)  # the image may have other units now
         self.keep_on_top()
         if select:
             self.select_points()
@@ -234,8 +245,9 @@ class AnnotatorLayers:
         for layer in ours:
             layers.move(layers.index(layer), len(layers))
 
-    def _segmentation_layer(self, label_shape, scale, translate):
-        """The viewer's "segmentation" layer of this shape, or a new one."""
+    def _segmentation_layer(self, label_shape, scale, translate, units=None):
+        """The viewer's "segmentation" layer of this shape, or a new one (with the image's
+        scale, translation and units, which the writer saves with the labels)."""
         from napari.layers import Labels
 
         for layer in self.viewer.layers:
@@ -250,10 +262,12 @@ class AnnotatorLayers:
             name=SEGMENTATION_NAME,
             scale=scale,
             translate=translate,
+            **({"units": units} if units else {}),
         )
 
-    def _current_layer(self, scale, translate):
+    def _current_layer(self, scale, translate, units=None):
         layer = current_object_layer(scale, translate)
+        _set_units(layer, units)
         self.viewer.add_layer(layer)
         return layer
 

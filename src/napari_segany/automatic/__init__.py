@@ -6,7 +6,12 @@
 """
 
 from napari_segany.automatic.free_pixels import FreeObjects, clip_to_free
-from napari_segany.automatic.metrics import ObjectErrors, matching_accuracy, object_errors
+from napari_segany.automatic.metrics import (
+    ObjectErrors,
+    matching_accuracy,
+    object_errors,
+    pixel_agreement,
+)
 from napari_segany.automatic.params import METHODS, AutomaticParams
 from napari_segany.automatic.point_grid import PointGridParams
 from napari_segany.automatic.segment import AutomaticResult, iter_segment, segment
@@ -22,5 +27,6 @@ __all__ = [
     "iter_segment",
     "matching_accuracy",
     "object_errors",
+    "pixel_agreement",
     "segment",
 ]

@@ -40,18 +40,19 @@ class ImageJob:
 
 
 @functools.lru_cache(maxsize=2)
-def _worker_model(model_ref: str, device: str):
+def _worker_model(model_ref: str, device: str, decoder_ref: str | None = None):
     from napari_segany.models.loading import load_model
 
-    return load_model(model_ref, device=device)
+    return load_model(model_ref, device=device, decoder=decoder_ref)
 
 
 _SESSIONS: dict = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def _worker_session(job: ImageJob, model_ref: str, device: str, tiling: tuple, ranges):
-    """The worker-local session for a job (kept for the job's other tiles)."""
+def _worker_session(job: ImageJob, model_ref: tuple, device: str, tiling: tuple, ranges):
+    """The worker-local session for a job (kept for the job's other tiles); ``model_ref`` is
+    (model, decoder) references."""
     from napari_segany.tiled.session import SegmentationSession
 
     key = (id(job.image) if not isinstance(job.image, str) else job.image, model_ref, tiling)
@@ -61,7 +62,7 @@ def _worker_session(job: ImageJob, model_ref: str, device: str, tiling: tuple, r
             _SESSIONS.clear()  # one image at a time per worker keeps memory bounded
             session = _SESSIONS[key] = SegmentationSession(
                 job.image,
-                _worker_model(model_ref, device),
+                _worker_model(model_ref[0], device, model_ref[1]),
                 channel_axis=job.channel_axis,
                 plane=job.plane,
                 tile_size=tiling[0],
@@ -86,6 +87,7 @@ def iter_segment_dask(
     device: str = "cpu",
     client=None,
     scheduler: str | None = None,
+    decoder_ref: str | None = None,
 ) -> Generator[Progress, None, list[AutomaticResult]]:
     """Segment several images with their tiles as dask tasks; a job generator.
 
@@ -104,6 +106,9 @@ def iter_segment_dask(
     scheduler : str, optional
         Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``); a client is
         opened and closed here. Without ``client`` or ``scheduler``, tasks run in local threads.
+    decoder_ref : str, optional
+        An instance-segmentation decoder file to attach to the model on each worker (see
+        :func:`~napari_segany.models.loading.load_model`'s ``decoder``).
 
     Yields
     ------
@@ -124,7 +129,8 @@ def iter_segment_dask(
     if client is None and scheduler is not None:
         own_client = client = Client(scheduler)
     try:
-        model = _worker_model(model_ref, device)
+        model = _worker_model(model_ref, device, decoder_ref)
+        model_ref = (model_ref, decoder_ref)
         method = params.resolve_method(model)
         plans = []
         for job in jobs:

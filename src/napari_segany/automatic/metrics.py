@@ -96,6 +96,29 @@ def matching_accuracy(truth: np.ndarray, predicted: np.ndarray, threshold: float
     return tp / total if total else 1.0
 
 
+def pixel_agreement(truth: np.ndarray, predicted: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of pixels that both label images give the same object, or both give background.
+
+    Each predicted object stands for the true object it matches (IoU above ``threshold``);
+    an unmatched predicted object agrees with the truth nowhere. 1.0 means the same objects,
+    pixel for pixel, whatever their IDs.
+
+    >>> a = np.array([[1, 1, 1, 0], [0, 0, 2, 2]])
+    >>> pixel_agreement(a, np.where(a > 0, 3 - a, 0))       # the same objects, IDs swapped
+    1.0
+    >>> pixel_agreement(a, np.array([[1, 1, 0, 0], [0, 0, 2, 2]]))   # one pixel of 8 lost
+    0.875
+    """
+    _check_threshold(threshold)
+    table = _overlaps(truth, predicted)
+    matched = table.iou > threshold
+    stands_for = np.full(len(table.p_ids), -1, dtype=np.int64)
+    stands_for[table.p_ids == 0] = 0
+    stands_for[table.pi[matched]] = table.t_ids[table.ti[matched]]
+    renamed = stands_for[np.searchsorted(table.p_ids, np.asarray(predicted))]
+    return float(np.mean(renamed == np.asarray(truth)))
+
+
 @dataclass(frozen=True)
 class ObjectErrors:
     """What each predicted object is, judged against the true objects.

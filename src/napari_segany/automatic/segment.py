@@ -10,6 +10,7 @@ import numpy as np
 from napari_segany.automatic.params import AutomaticParams
 from napari_segany.automatic.stitching import TileStitcher
 from napari_segany.automatic.tile import segment_encoded
+from napari_segany.image.calibration import Calibration
 from napari_segany.progress import Progress, run_with_progress
 
 
@@ -25,7 +26,7 @@ class AutomaticResult:
         Object ID → (score, stability); see
         :func:`napari_segany.automatic.tile.segment_encoded` for their meaning per method.
     method : str
-        ``"instance_head"`` or ``"point_grid"``.
+        ``"instance_head"``, ``"decoder"`` or ``"point_grid"``.
     params : AutomaticParams, optional
         The settings that found the objects (their ``min_size`` also applies when the objects
         are later fitted around existing ones, see
@@ -34,7 +35,11 @@ class AutomaticResult:
         Object ID → how likely the object is right (correct rather than a merge, a fragment or
         a false object), 0–1: for ranking objects to review, lowest first. Instance head: a
         logistic scorer of the object's features (:mod:`napari_segany.automatic.confidence`);
-        point grid: the predicted IoU.
+        decoder: the mean foreground probability; point grid: the predicted IoU.
+    calibration : Calibration, optional
+        The image's physical pixel size and unit (from its file, or the pixel size given when
+        it was opened); ``UNCALIBRATED`` (pixels) when none is known. Saving the labels with it
+        keeps the image's scale.
     """
 
     labels: object
@@ -42,6 +47,7 @@ class AutomaticResult:
     method: str
     params: AutomaticParams | None = None
     confidence: dict[int, float] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     @property
     def count(self) -> int:
@@ -76,10 +82,11 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
 
     predictor = predictor or Predictor(session.model, session.precision)
     predictor.set_embedding(session.tile_embedding(index))
-    if params.resolve_method(session.model) == "point_grid":
+    method = params.resolve_method(session.model)
+    if method == "point_grid":
         needs_image = params.point_grid.crop_layers > 0
     else:
-        needs_image = params.flips > 1
+        needs_image = method == "instance_head" and params.flips > 1
     rgb = session.tile_image(index) if needs_image else None
     return segment_encoded(predictor, params, rgb)
 
@@ -130,7 +137,9 @@ def iter_segment(
     for done, tile in enumerate(tiles, start=1):
         stitcher.add(tile, *tile_labels(session, tile.index, params, predictor))
         yield Progress(done, len(tiles), f"segmenting tile {done}/{len(tiles)}")
-    return AutomaticResult(out, stitcher.scores, method, params, stitcher.confidence)
+    return AutomaticResult(
+        out, stitcher.scores, method, params, stitcher.confidence, session.calibration
+    )
 
 
 def segment(
@@ -166,7 +175,9 @@ def segment(
     progress : bool
         Show a progress bar.
     **options
-        :class:`AutomaticParams` fields, e.g. ``method="point_grid", points_per_side=16``.
+        :class:`AutomaticParams` fields, e.g. ``method="point_grid", points_per_side=16``, and
+        :class:`~napari_segany.models.decoder_settings.DecoderSettings` fields for the decoder
+        method, e.g. ``center_distance_threshold=0.4``.
 
     Returns
     -------

@@ -34,12 +34,12 @@ def segment_encoded(
         Objects 1..N, 0 background.
     scores : dict
         Object ID → (score, stability). Point grid: the mask's predicted IoU and stability
-        score. Instance head: the object's mean foreground probability and the stability of its
-        area when the foreground threshold moves by ±0.1.
+        score. Instance head and decoder: the object's mean foreground probability and the
+        stability of its area when the foreground threshold moves by ±0.1.
     confidence : dict
         Object ID → how likely the object is right, 0–1. Point grid: its predicted IoU
         (clipped to 0–1). Instance head: the packaged scorer on the object's features
-        (:mod:`napari_segany.automatic.confidence`).
+        (:mod:`napari_segany.automatic.confidence`). Decoder: its mean foreground probability.
     """
     method = params.resolve_method(predictor.model)
     if method == "point_grid":
@@ -55,6 +55,8 @@ def segment_encoded(
         # the decoder's own IoU estimate is the point grid's best single ranking cue
         confidence = {i: min(1.0, max(0.0, s[0])) for i, s in scores.items()}
         return drop_unconfident(labels, scores, confidence, params.min_confidence)
+    if method == "decoder":
+        return decoder_labels(predictor, params)
     labels, maps = head_labels_and_maps(predictor, params, rgb)
     scores = head_object_scores(labels, maps.foreground, params.foreground_threshold)
     stability = {i: s[1] for i, s in scores.items()}
@@ -97,6 +99,20 @@ def drop_unconfident(
         {i: s for i, s in scores.items() if i in keep},
         {i: c for i, c in confidence.items() if i in keep},
     )
+
+
+def decoder_labels(
+    predictor, params: AutomaticParams
+) -> tuple[np.ndarray, dict[int, tuple[float, float]], dict[int, float]]:
+    """:func:`segment_encoded` with micro-sam's instance-segmentation decoder."""
+    from napari_segany.inference.decoder_maps import decoder_maps, labels_from_distances
+
+    settings = params.decoder_settings(predictor.model)
+    maps = decoder_maps(predictor.model, predictor.get_embedding())
+    labels = labels_from_distances(maps, settings)
+    scores = head_object_scores(labels, maps.foreground, settings.foreground_threshold)
+    confidence = {i: s[0] for i, s in scores.items()}
+    return drop_unconfident(labels, scores, confidence, params.min_confidence)
 
 
 def head_labels_and_maps(predictor, params: AutomaticParams, rgb: np.ndarray | None = None):

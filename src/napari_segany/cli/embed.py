@@ -12,17 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from napari_segany.cli._common import EXIT_INTERRUPTED, EXIT_OK, fail
-
-
-def _plane(text: str):
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--plane takes an integer or comma-separated integers (e.g. 3 or 0,12), got {text!r}"
-        ) from None
-    return values[0] if len(values) == 1 else values
+from napari_segany.cli._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    IMAGE_HELP,
+    add_image_options,
+    fail,
+)
 
 
 def add_embed_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,7 +35,7 @@ def add_embed_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
             "--overwrite is given."
         ),
     )
-    parser.add_argument("image", metavar="IMAGE", help="TIFF, zarr or .npy image")
+    parser.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     parser.add_argument(
         "-o", "--output", required=True, metavar="CACHE.zarr", help="embeddings cache to write"
     )
@@ -58,10 +54,7 @@ def add_embed_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         choices=("float16", "float32"),
         help="storage of the embeddings (float16: half the size, same masks)",
     )
-    parser.add_argument("--channel-axis", type=int, default=None, help="axis of channels")
-    parser.add_argument(
-        "--plane", type=_plane, default=None, help="plane of a stack, e.g. 3 or 0,12 (t, z)"
-    )
+    add_image_options(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a cache made for something else"
     )
@@ -85,6 +78,8 @@ def run_embed(args: argparse.Namespace) -> int:
         source = open_image(args.image, channel_axis=args.channel_axis, plane=args.plane)
     except ImageSourceError as exc:
         return fail(str(exc))
+    if not args.quiet:
+        print(f"{source.name}: {source.describe()}", file=sys.stderr)
     try:
         model = load_model(args.model or DEFAULT_MODEL, device=args.device)
     except (CheckpointError, ModelDownloadError, ValueError, RuntimeError) as exc:

@@ -92,8 +92,9 @@ def model_rows() -> list[dict]:
     Returns
     -------
     list of dict
-        One dict per model with the `ModelInfo` fields plus ``cached`` (bool) and ``path`` (str,
-        where the file is or will be).
+        One dict per model with the `ModelInfo` fields plus ``cached`` (bool), ``path`` (str,
+        where the file is or will be) and ``decoder_cached`` (bool, or None for a model without
+        an instance-segmentation decoder).
     """
     from dataclasses import asdict
 
@@ -105,6 +106,7 @@ def model_rows() -> list[dict]:
         row = asdict(info)
         row["cached"] = is_cached(info)
         row["path"] = str(cached_path(info))
+        row["decoder_cached"] = is_cached(info.decoder) if info.decoder is not None else None
         rows.append(row)
     return rows + trained_model_rows()
 
@@ -161,16 +163,17 @@ def format_models_table(rows: Sequence[dict]) -> str:
     Returns
     -------
     str
-        Columns: name, architecture, size in MB (``?`` when not published), cached, licence,
-        description.
+        Columns: name, architecture, size in MB (``?`` when not published), cached, whether an
+        instance-segmentation decoder comes with the model, licence, description.
     """
-    header = ("name", "arch", "size MB", "cached", "licence", "description")
+    header = ("name", "arch", "size MB", "cached", "decoder", "licence", "description")
     body = [
         (
             row["name"],
             row["architecture"],
             _size_mb(row["size_bytes"]),
             "yes" if row["cached"] else "no",
+            "yes" if row.get("decoder") else "-",
             row["license"],
             row["description"],
         )
@@ -213,11 +216,15 @@ def download_models(names: Sequence[str]) -> int:
         return EXIT_USAGE
     status = EXIT_OK
     for info in infos:
-        try:
-            path = fetch_model(info, progress=True)
-        except ModelDownloadError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            status = EXIT_FAILURE
-            continue
-        print(f"{info.name}: {path}")
+        # a model's instance-segmentation decoder comes with it
+        for entry in (info, info.decoder):
+            if entry is None:
+                continue
+            try:
+                path = fetch_model(entry, progress=True)
+            except ModelDownloadError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                status = EXIT_FAILURE
+                break
+            print(f"{entry.name}: {path}")
     return status

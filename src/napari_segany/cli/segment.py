@@ -13,11 +13,19 @@ from pathlib import Path
 
 from napari_segany.automatic.params import FLIPS, METHODS, AutomaticParams
 from napari_segany.automatic.point_grid import PointGridParams
-from napari_segany.cli._common import EXIT_OK, fail
+from napari_segany.cli._common import EXIT_OK, IMAGE_HELP, add_image_options, fail
 from napari_segany.labels_io.naming import labels_file_name
 
 #: Options passed on to :meth:`AutomaticParams.from_options` when given (dest names).
-SEGMENTATION_OPTIONS = ("method", "points_per_side", "min_size", "flips")
+SEGMENTATION_OPTIONS = (
+    "method",
+    "points_per_side",
+    "min_size",
+    "flips",
+    "foreground_threshold",
+    "center_distance_threshold",
+    "boundary_distance_threshold",
+)
 LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")
 #: Images with more pixels than this are labelled into a temporary zarr array on disk instead
 #: of memory, then streamed into the output.
@@ -34,13 +42,22 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
             "or OME-Zarr, chosen by the output's extension) with a per-object CSV table beside "
             "it. With one image, OUT may be a file name (cells.labels.tif, cells.ome.zarr); "
             "otherwise OUT is a folder that receives <image name>.labels.<format> for each "
-            "image (napari opens *.labels.tif as labels)."
+            "image (napari opens *.labels.tif as labels). The pixel size the image file gives "
+            "(or --pixel-size) is written into the labels and adds physical columns to the "
+            "table (area_um2, centroid_row_um, ...)."
         ),
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF, zarr or .npy image")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help=IMAGE_HELP)
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="file or folder")
     parser.add_argument(
         "--model", default=None, help="registry name or checkpoint file (default: embedded)"
+    )
+    parser.add_argument(
+        "--decoder",
+        default=None,
+        metavar="FILE",
+        help="micro-sam instance-segmentation decoder file (*_decoder.pt) to use with --model "
+        "(registry models such as vit_b_lm bring theirs)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--tile", type=int, default=None, help="tile size (default: model input)")
@@ -48,8 +65,10 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument(
         "--method",
         choices=METHODS,
-        help="instance_head (fast, embedded model) or point_grid (any SAM model) "
-        f"(default: {AutomaticParams.method})",
+        help="instance_head (fast, embedded model), decoder (micro-sam models with an "
+        "instance-segmentation decoder) or point_grid (any SAM model) "
+        f"(default: {AutomaticParams.method}: the decoder, else the instance head, else the "
+        "point grid, whichever the model has first)",
     )
     parser.add_argument(
         "--points-per-side",
@@ -68,6 +87,19 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         help="instance head: average the maps of this many flipped views of each tile "
         f"(default: {AutomaticParams.flips})",
     )
+    parser.add_argument(
+        "--foreground-threshold",
+        type=float,
+        help="instance head and decoder: smallest foreground probability of an object's pixels "
+        f"(default: {AutomaticParams.foreground_threshold}; a decoder's recommended value)",
+    )
+    for name in ("center", "boundary"):
+        parser.add_argument(
+            f"--{name}-distance-threshold",
+            type=float,
+            help=f"decoder: seeds lie where the smoothed {name} distance is below this "
+            "(default: the model decoder's recommended value)",
+        )
     parser.add_argument(  # the old name of --flips
         "--views",
         type=int,
@@ -76,8 +108,7 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         action=_DeprecatedViews,
         help=argparse.SUPPRESS,
     )
-    parser.add_argument("--channel-axis", type=int, default=None, help="axis of channels")
-    parser.add_argument("--plane", type=int, default=None, help="plane of a stack to segment")
+    add_image_options(parser, pixel_size=True)
     parser.add_argument(
         "--format",
         choices=("tif", "zarr"),
@@ -132,10 +163,12 @@ def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
         raise ValueError(
             f"{len(images)} images cannot all be written to one file {out}; give a folder"
         )
+    from napari_segany.image.readers import IMAGE_SUFFIXES
+
     paths = []
     for image in images:
         name = Path(image).name
-        for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".zarr", ".npy"):
+        for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
@@ -166,9 +199,16 @@ def run_segment(args: argparse.Namespace) -> int:
     sources = []
     for image in args.images:
         try:
-            sources.append(open_image(image, channel_axis=args.channel_axis, plane=args.plane))
+            source = open_image(
+                image,
+                channel_axis=args.channel_axis,
+                plane=args.plane,
+                pixel_size=args.pixel_size,
+            )
         except (ImageSourceError, ValueError) as error:
             return _fail(str(error))
+        sources.append(source)
+        print(f"{source.name}: {_described(source)}", file=sys.stderr)
     if args.scheduler is not None:
         try:
             import distributed  # noqa: F401
@@ -202,6 +242,7 @@ def _segment_all(args, sources):
             jobs,
             args.model or DEFAULT_MODEL,
             params,
+            decoder_ref=args.decoder,
             tile_size=args.tile,
             halo=args.halo,
             device=args.device,
@@ -213,7 +254,9 @@ def _segment_all(args, sources):
     from napari_segany.models.loading import load_model
     from napari_segany.tiled.session import SegmentationSession
 
-    model = load_model(*([args.model] if args.model else []), device=args.device)
+    model = load_model(
+        *([args.model] if args.model else []), device=args.device, decoder=args.decoder
+    )
     results = []
     for source in sources:
         session = SegmentationSession(source, model, tile_size=args.tile, halo=args.halo)
@@ -247,6 +290,14 @@ def _scratch_labels(shape):
     )
 
 
+def _described(source) -> str:
+    """What the command will segment, with a hint when the pixel size is missing."""
+    text = source.describe()
+    if source.calibration.pixel_size is None:
+        text += " (give --pixel-size for micrometres)"
+    return text
+
+
 def _save(args, source, target: Path, result) -> None:
     from napari_segany.labels_io import save_labels
 
@@ -254,9 +305,12 @@ def _save(args, source, target: Path, result) -> None:
     image = None
     if source.shape[0] * source.shape[1] <= IN_MEMORY_PIXELS:
         image = source.read_all()  # for the table's mean intensity (per channel if any)
+    calibration = source.calibration
     saved = save_labels(
         target,
         result.labels,
+        scale=calibration.pixel_size,
+        unit=calibration.unit,
         image=image,
         scores=result.named_scores(),
         overwrite=args.overwrite,

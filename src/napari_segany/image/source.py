@@ -1,21 +1,29 @@
 """Read one 2D plane of a (possibly huge) image, region by region, without loading it whole.
 
-An :class:`ImageSource` wraps a numpy, dask or zarr array (zarr v2 or v3), or opens a TIFF,
-zarr or ``.npy`` file lazily (TIFF through tifffile's zarr store, ``.npy`` as a memory map). It
-exposes one 2D plane, optionally with channels: ``read(rows, cols)`` returns just that region as
-numpy, channels last. Stacks and time series are handled one plane at a time (``plane=``).
+An :class:`ImageSource` wraps a numpy, dask or zarr array (zarr v2 or v3), or opens an image
+file lazily (TIFF, OME-TIFF, zarr, OME-Zarr, PNG, JPEG, ``.npy``; CZI, ND2 and LIF with the
+``formats`` extra: see :mod:`.readers`). It exposes one 2D plane, optionally with channels:
+``read(rows, cols)`` returns just that region as numpy, channels last. Stacks and time series
+are handled one plane at a time (``plane=``). It carries the pixel size the file gives
+(:attr:`ImageSource.calibration`).
 
 Axis conventions: the last two non-channel axes of the array are (row, col); any axes before
-them are stack axes (z, t, ...) and are fixed by ``plane``. Channels are on ``channel_axis``, or,
-when it is not given, the last axis if it has length 3 or 4 (RGB/RGBA).
+them are stack axes (z, t, ...) and are fixed by ``plane``. Channels are on ``channel_axis``;
+when it is not given, on the axis the file names as channels (``C``, or ``S`` samples), else on
+the last axis if it has length 3 or 4 (RGB/RGBA). When the file names the stack axes, a plane
+is chosen by default (the middle z plane, the first time point) and :meth:`ImageSource.describe`
+says which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
 from pathlib import Path
 
 import numpy as np
+
+from napari_segany.image.calibration import UNCALIBRATED, Calibration, with_pixel_size
+from napari_segany.image.readers import ImageFileError, read_image_file
 
 #: At most this many pixels are read to estimate intensity ranges and fingerprint the image.
 SAMPLE_PIXELS = 2**22
@@ -45,6 +53,13 @@ class ImageSource:
         excluded). Needed when the array is a stack of more than one plane.
     name : str, optional
         Where the image came from, for messages.
+    axes : str, optional
+        One letter per axis of ``array`` as the file names them (``T``, ``C``, ``Z``, ``Y``,
+        ``X``, ``S``; other letters: unknown). Gives the channel axis and a default plane.
+    calibration : Calibration, optional
+        The pixel size (default: unknown).
+    channel_names : sequence of str, optional
+        Names of the channels, for messages.
 
     Attributes
     ----------
@@ -54,9 +69,26 @@ class ImageSource:
         Number of channels, None for a grayscale plane.
     rgb_auto : bool
         The channels are an RGB(A) last axis detected without ``channel_axis``.
+    calibration : Calibration
+        Pixel size of the plane, z step and frame interval, with their units.
+    axes : str or None
+    channel_names : tuple of str or None
+    choice : str
+        What was chosen without being asked (a plane of a stack, the channel axis), for
+        messages; empty when nothing was.
     """
 
-    def __init__(self, array, channel_axis: int | None = None, plane=None, name: str = "image"):
+    def __init__(
+        self,
+        array,
+        channel_axis: int | None = None,
+        plane=None,
+        name: str = "image",
+        *,
+        axes: str | None = None,
+        calibration: Calibration | None = None,
+        channel_names=None,
+    ):
         if not hasattr(array, "shape") or not hasattr(array, "dtype"):
             array = np.asarray(array)
         self.array = array
@@ -65,14 +97,22 @@ class ImageSource:
         ndim = len(shape)
         if not np.issubdtype(np.dtype(array.dtype), np.number) and np.dtype(array.dtype) != bool:
             raise ImageSourceError(f"{name}: cannot segment an image of dtype {array.dtype}")
+        self.axes = axes.upper() if axes is not None and len(axes) == ndim else None
+        self.calibration = calibration or UNCALIBRATED
+        self.channel_names = tuple(channel_names) if channel_names else None
         self.rgb_auto = False
+        self._choices: list[str] = []
+        if channel_axis is None and self.axes is not None:
+            channel_axis = _named_channel_axis(self.axes, shape)
+            if channel_axis is not None:
+                self._choices.append(self._channel_note(channel_axis, shape[channel_axis]))
         if channel_axis is not None:
             if not -ndim <= int(channel_axis) < ndim:
                 raise ImageSourceError(
                     f"{name}: channel_axis={channel_axis} is out of range for {_describe(array)}"
                 )
             channel_axis = int(channel_axis) % ndim
-        elif ndim >= 3 and shape[-1] in (3, 4):
+        elif ndim >= 3 and shape[-1] in (3, 4) and (self.axes is None or self.axes[-1] == "S"):
             channel_axis = ndim - 1
             self.rgb_auto = True
         self._channel_axis = channel_axis
@@ -92,13 +132,51 @@ class ImageSource:
         self.channels = None if channel_axis is None else shape[channel_axis]
         self.dtype = np.dtype(array.dtype)
 
+    @property
+    def choice(self) -> str:
+        """What was chosen without being asked (channel axis, plane), for messages."""
+        return "; ".join(self._choices)
+
+    def _channel_note(self, axis: int, count: int) -> str:
+        names = (
+            self.channel_names if self.channel_names and len(self.channel_names) == count else None
+        )
+        listed = f": {', '.join(names)}" if names else ""
+        return f"channels from axis {axis} ({self.axes[axis]}{listed})"
+
+    def _default_plane(self, stack_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """The plane chosen from the axes' names (middle z, first t, first c), or None."""
+        if self.axes is None:
+            return None
+        index, notes = [], []
+        for axis, n in zip(self._stack_axes, stack_shape, strict=True):
+            letter = self.axes[axis]
+            if n == 1:
+                index.append(0)
+            elif letter == "Z":
+                index.append(n // 2)
+                notes.append(f"z={n // 2} of {n} (the middle plane)")
+            elif letter in "TC":
+                index.append(0)
+                notes.append(f"{letter.lower()}=0 of {n} (the first)")
+            else:
+                return None
+        if notes:
+            names = ",".join(self.axes[a].lower() for a in self._stack_axes)
+            self._choices.append(f"plane {', '.join(notes)}; --plane (axes {names}) picks another")
+        return tuple(index)
+
     def _check_plane(self, plane, stack_shape: tuple[int, ...]) -> tuple[int, ...]:
         if plane is None:
             if all(s == 1 for s in stack_shape):
                 return (0,) * len(stack_shape)
+            default = self._default_plane(stack_shape)
+            if default is not None:
+                return default
+            axes = f", axes {self.axes}" if self.axes else ""
             raise ImageSourceError(
                 f"{self.name} is a stack of {int(np.prod(stack_shape))} planes "
-                f"(stack axes of sizes {stack_shape}, {_describe(self.array)}); images are "
+                f"(stack axes of sizes {stack_shape}, {_describe(self.array)}{axes}); images are "
                 "segmented one 2D plane at a time: choose one with plane=... (--plane). If an "
                 "axis holds channels, pass channel_axis (--channel-axis)."
             )
@@ -184,6 +262,16 @@ class ImageSource:
             bands.append(np.concatenate(blocks, axis=1))
         return np.concatenate(bands, axis=0)
 
+    def describe(self) -> str:
+        """One line for people: the plane's size and type, what was chosen, the pixel size."""
+        h, w = self.shape
+        kind = f"{self.channels} channels" if self.channels else "grayscale"
+        parts = [f"{h}×{w} {self.dtype} {kind}"]
+        if self.choice:
+            parts.append(self.choice)
+        parts.append(self.calibration.describe())
+        return "; ".join(parts)
+
     def __repr__(self) -> str:
         return (
             f"ImageSource({self.name!r}, plane shape={self.shape}, channels={self.channels}, "
@@ -191,99 +279,75 @@ class ImageSource:
         )
 
 
-def open_image(image, channel_axis: int | None = None, plane=None) -> ImageSource:
+def _named_channel_axis(axes: str, shape: tuple[int, ...]) -> int | None:
+    """The axis the file names as channels: samples (``S``) unless they are a last RGB(A) axis
+    (found without help), else ``C``; None when there is none or it has one channel."""
+    if "S" in axes:
+        s = axes.index("S")
+        if shape[s] > 1:
+            return None if s == len(axes) - 1 and shape[s] in (3, 4) else s
+    if "C" in axes and shape[axes.index("C")] > 1:
+        return axes.index("C")
+    return None
+
+
+def open_image(image, channel_axis: int | None = None, plane=None, pixel_size=None) -> ImageSource:
     """An :class:`ImageSource` for an array or a file path.
 
     Parameters
     ----------
     image : array-like, str, Path or ImageSource
-        numpy/dask/zarr array, or the path of a TIFF (``.tif``/``.tiff``, incl. OME-TIFF), zarr
-        (``.zarr``, v2 or v3; for a group the first multiscale level or array ``"0"``) or ``.npy``
-        file. An ImageSource is returned unchanged.
+        numpy/dask/zarr array, or the path of an image file: TIFF (``.tif``/``.tiff``, incl.
+        OME-TIFF and ImageJ), zarr or OME-Zarr (``.zarr``, v2 or v3; for a group the first
+        multiscale level or array ``"0"``), PNG, JPEG or ``.npy``; CZI, ND2 and LIF with the
+        ``formats`` extra (see :mod:`napari_segany.image.readers`). An ImageSource is returned
+        unchanged (a copy, when ``pixel_size`` is given).
     channel_axis : int, optional
     plane : int or sequence of int, optional
-        See :class:`ImageSource`.
+        See :class:`ImageSource`. Without them, a file's named axes choose.
+    pixel_size : float, (float, float), str or Calibration, optional
+        Overrides the file's pixel size, or supplies a missing one: micrometres per pixel, one
+        value or (row, col), or text such as ``"0.65um"`` or ``"650nm"`` (see
+        :func:`napari_segany.image.calibration.parse_pixel_size`).
 
     Raises
     ------
     ImageSourceError
-        Unreadable or missing file, unknown format, or dimensions that are not one 2D plane
-        (plus channels) after ``plane``.
+        Unreadable or missing file, unknown format (or a vendor file without its reader: the
+        message names the extra to install), or dimensions that are not one 2D plane (plus
+        channels) after ``plane``; a bad ``pixel_size``.
     """
     if isinstance(image, ImageSource):
-        return image
-    if isinstance(image, str | Path):
+        source = image
+        if pixel_size is not None:
+            source = copy.copy(image)
+    elif isinstance(image, str | Path):
         path = Path(image)
-        return ImageSource(_open_path(path), channel_axis, plane, name=str(path))
-    return ImageSource(image, channel_axis, plane)
-
-
-def _open_path(path: Path):
-    if not path.exists():
-        raise ImageSourceError(f"{path}: no such file or folder")
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    try:
-        if suffixes.endswith((".tif", ".tiff")):
-            return _open_tiff(path)
-        if suffixes.endswith(".zarr") or (path.is_dir() and _looks_like_zarr(path)):
-            return _open_zarr(path)
-        if suffixes.endswith(".npy"):
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ImageSourceError:
-        raise
-    except Exception as exc:
-        raise ImageSourceError(f"{path}: cannot read it as an image ({exc})") from exc
-    raise ImageSourceError(
-        f"{path}: unsupported file type; napari-segany reads TIFF (.tif, .tiff), zarr (.zarr) "
-        "and .npy images. Convert it, or open it in napari and use the layer."
-    )
-
-
-def _looks_like_zarr(path: Path) -> bool:
-    return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def _open_tiff(path: Path):
-    import tifffile
-    import zarr
-
-    try:
-        store = tifffile.imread(path, aszarr=True)
-    except Exception as exc:
-        raise ImageSourceError(f"{path}: not a readable TIFF file ({exc})") from exc
-    node = zarr.open(store, mode="r")
-    return node if isinstance(node, zarr.Array) else _first_level(node, path)
-
-
-def _open_zarr(path: Path):
-    import zarr
-
-    try:
-        node = zarr.open(str(path), mode="r")
-    except Exception as exc:
-        raise ImageSourceError(f"{path}: not a readable zarr store ({exc})") from exc
-    return node if isinstance(node, zarr.Array) else _first_level(node, path)
-
-
-def _first_level(group, path: Path):
-    """The full-resolution array of a zarr group (OME-Zarr multiscales, or array "0")."""
-    import zarr
-
-    attrs = dict(group.attrs)
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-    candidates: Sequence[str] = []
-    if multiscales:
-        candidates = [multiscales[0]["datasets"][0]["path"]]
-    candidates = [*candidates, "0"]
-    for key in candidates:
         try:
-            node = group[key]
-        except KeyError:
-            continue
-        if isinstance(node, zarr.Array):
-            return node
-    arrays = sorted(name for name, _ in group.arrays())
-    raise ImageSourceError(
-        f"{path} is a zarr group without a multiscale image or array '0'; arrays in it: "
-        f"{arrays or 'none'}. Pass the path of the array itself (e.g. {path}/<name>)."
-    )
+            opened = read_image_file(path)
+        except ImageFileError as exc:
+            raise ImageSourceError(str(exc)) from exc
+        meta = opened.metadata
+        source = ImageSource(
+            opened.array,
+            channel_axis,
+            plane,
+            name=str(path),
+            axes=meta.axes,
+            calibration=meta.calibration,
+            channel_names=meta.channel_names,
+        )
+    else:
+        source = ImageSource(image, channel_axis, plane)
+    if pixel_size is not None:
+        source.calibration = _given_calibration(source.calibration, pixel_size)
+    return source
+
+
+def _given_calibration(calibration: Calibration, pixel_size) -> Calibration:
+    if isinstance(pixel_size, Calibration):
+        return pixel_size
+    try:
+        return with_pixel_size(calibration, pixel_size, origin="given")
+    except (TypeError, ValueError) as exc:
+        raise ImageSourceError(f"pixel size: {exc}") from exc

@@ -176,7 +176,9 @@ def save_labels(
         Integer IDs 0 … 2**32 − 1, 0 = background; numpy, zarr or dask (streamed block by
         block, never loaded whole).
     scale : sequence of float, optional
-        Pixel size per axis (row, col) or (plane, row, col), in ``unit``.
+        Pixel size per axis (row, col) or (plane, row, col), in ``unit``: written as the
+        OME-Zarr ``scale`` transformation, the TIFF resolution tags, and the table's columns in
+        that unit (``area_um2``, ``centroid_row_um``, ...). None: sizes are in pixels.
     image : array, optional
         The intensity image, same shape as ``labels`` (optionally with channels last), for the
         table's ``mean_intensity``.
@@ -192,7 +194,7 @@ def save_labels(
     ngff_version : {"0.5", "0.4"}, optional
         OME-Zarr version (0.5 on zarr v3 by default; 0.4 on zarr v2).
     unit : str
-        Unit of ``scale``.
+        OME-NGFF length unit of ``scale`` ("micrometer", "nanometer", ...).
     colors : mapping, optional
         Label ID → RGB(A) display colours, written to OME-Zarr ``image-label`` metadata.
     progress : bool
@@ -262,7 +264,8 @@ def save_labels_job(
     check_writable(path / "labels" / name if into_image else path, overwrite=overwrite)
     rows = None
     if table:
-        rows = yield from _relabel(object_table_job(labels, image=image, scores=scores), "table")
+        measure = object_table_job(labels, image=image, scores=scores, scale=scale, unit=unit)
+        rows = yield from _relabel(measure, "table")
     if fmt == "tiff":
         job = write_tiff_labels_job(path, labels, scale=scale, unit=unit, overwrite=overwrite)
     else:

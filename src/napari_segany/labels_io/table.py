@@ -8,7 +8,10 @@ Columns, for 2D labels (3D labels add ``centroid_plane``, ``bbox_plane0``, ``bbo
 ========================  ===================================================================
 ``id``                    label ID (background 0 is not listed)
 ``area``                  number of pixels
+``area_um2``              area in square units of the pixel size (``um`` = micrometer, ``nm``,
+                          ``mm``...), when the pixel size is known; ``volume_um3`` for 3D
 ``centroid_row/_col``     mean pixel position, in pixels (row, col)
+``centroid_row_um`` …     the same in the pixel size's unit, when it is known
 ``bbox_row0/_col0``       first row / column of the object (inclusive)
 ``bbox_row1/_col1``       one past the last row / column (exclusive, like Python slices)
 ``mean_intensity``        mean image value over the object (``mean_intensity_<c>`` per channel)
@@ -30,6 +33,7 @@ import numpy as np
 from napari_segany.labels_io._arrays import (
     block_shape,
     check_labels,
+    check_scale,
     drain,
     iter_blocks,
     read_block,
@@ -44,12 +48,24 @@ __all__ = ["object_table", "object_table_job", "write_object_table"]
 _BLOCK_SIDE = 512
 _BLOCK_PIXELS = 2**20
 _SCORE_NAMES = ("predicted_iou", "stability")
+#: Short names of OME-NGFF length units for column names (other units keep their full name).
+UNIT_ABBREVIATIONS = {
+    "angstrom": "angstrom",
+    "nanometer": "nm",
+    "micrometer": "um",
+    "millimeter": "mm",
+    "centimeter": "cm",
+    "meter": "m",
+}
 
 
 def object_table(
     labels: Any,
     image: Any = None,
     scores: Mapping[int, Any] | None = None,
+    *,
+    scale: Sequence[float] | None = None,
+    unit: str | None = None,
 ) -> list[dict[str, Any]]:
     """Measure every labelled object.
 
@@ -70,14 +86,20 @@ def object_table(
     list of dict
         One row per ID, sorted by ID; the columns are listed in the module docstring.
     """
-    return drain(object_table_job(labels, image=image, scores=scores))
+    return drain(object_table_job(labels, image=image, scores=scores, scale=scale, unit=unit))
 
 
 def object_table_job(
-    labels: Any, image: Any = None, scores: Mapping[int, Any] | None = None
+    labels: Any,
+    image: Any = None,
+    scores: Mapping[int, Any] | None = None,
+    *,
+    scale: Sequence[float] | None = None,
+    unit: str | None = None,
 ) -> Generator[Progress, None, list[dict[str, Any]]]:
     """:func:`object_table` as a job: yields :class:`Progress` per block, returns the rows."""
     labels = check_labels(labels)
+    scale = check_scale(scale, labels.ndim)
     if image is not None:
         _check_image(image, labels.shape)
     ndim = labels.ndim
@@ -96,7 +118,10 @@ def object_table_job(
     if not partials:
         return []
     merged = _merge(partials)
-    return _rows(merged, axis_names, scores)
+    physical = None
+    if scale is not None and unit:
+        physical = (scale, UNIT_ABBREVIATIONS.get(unit, unit))
+    return _rows(merged, axis_names, scores, physical)
 
 
 def _check_image(image: Any, shape: tuple[int, ...]) -> None:
@@ -163,12 +188,24 @@ def _score_columns(value: Any) -> dict[str, float]:
 
 
 def _rows(
-    merged: dict[str, np.ndarray], axis_names: tuple[str, ...], scores: Mapping[int, Any] | None
+    merged: dict[str, np.ndarray],
+    axis_names: tuple[str, ...],
+    scores: Mapping[int, Any] | None,
+    physical: tuple[tuple[float, ...], str] | None = None,
 ) -> list[dict[str, Any]]:
+    """The table's rows; ``physical`` = (scale per axis, unit's short name) adds the columns in
+    that unit."""
     area = merged["area"]
     columns: dict[str, np.ndarray] = {"id": merged["id"], "area": area}
+    if physical is not None:
+        scale, short = physical
+        name = "area" if len(axis_names) == 2 else "volume"
+        columns[f"{name}_{short}{len(axis_names)}"] = area * float(np.prod(scale))
     for axis, name in enumerate(axis_names):
         columns[f"centroid_{name}"] = merged[f"sum{axis}"] / area
+    if physical is not None:
+        for axis, name in enumerate(axis_names):
+            columns[f"centroid_{name}_{short}"] = columns[f"centroid_{name}"] * scale[axis]
     for axis, name in enumerate(axis_names):
         columns[f"bbox_{name}0"] = merged[f"min{axis}"]
     for axis, name in enumerate(axis_names):

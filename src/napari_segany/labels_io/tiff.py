@@ -110,7 +110,12 @@ def write_tiff_labels_job(
     dtype = label_dtype(high)
     description = {
         "axes": "ZYX" if labels.ndim == 3 else "YX",
-        MARKER: {"kind": "labels", "version": 1, "max_id": int(high), "unit": unit},
+        MARKER: {
+            "kind": "labels",
+            "version": 1,
+            "max_id": int(high),
+            "unit": unit if scale is not None else None,
+        },
     }
     options: dict[str, Any] = {}
     if scale is not None:

@@ -79,6 +79,22 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str | No
     CheckpointError
         When the file is missing, unreadable, damaged, or holds no SAM model.
     """
+    state_dict, architecture, _ = read_model_file(path)
+    return state_dict, architecture
+
+
+def read_model_file(
+    path: str | Path,
+) -> tuple[dict[str, torch.Tensor], str | None, dict[str, torch.Tensor] | None]:
+    """:func:`read_checkpoint`, and the instance-segmentation decoder the file also holds.
+
+    Returns
+    -------
+    state_dict, architecture
+        As :func:`read_checkpoint`.
+    decoder_state : dict of str to Tensor or None
+        The ``"decoder_state"`` of a micro-sam export that has one (layout C), else None.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"Model file not found: {path}")
@@ -93,7 +109,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str | No
             "incomplete or damaged (delete it and download it again), or it is not a model "
             "checkpoint (expected a SAM, MobileSAM or micro-sam .pth/.pt file)."
         ) from None
-    return _extract_state_dict(obj, path)
+    state_dict, architecture = _extract_state_dict(obj, path)
+    decoder = obj.get("decoder_state")
+    if not isinstance(decoder, Mapping) or not decoder:
+        return state_dict, architecture, None
+    return (
+        state_dict,
+        architecture,
+        {k: v for k, v in decoder.items() if isinstance(v, torch.Tensor)},
+    )
 
 
 def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
@@ -122,7 +146,8 @@ def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], 
         raise CheckpointError(
             f"{path} is a PyTorch file but not a Segment Anything model: it has no "
             f"'image_encoder.*' and 'mask_decoder.*' weights (first keys: {sample}). "
-            "Decoder-only files (micro-sam '*_decoder.pt') cannot be loaded on their own."
+            "Decoder-only files (micro-sam '*_decoder.pt') cannot be loaded on their own: "
+            "attach them to their SAM model with load_model(checkpoint, decoder=...)."
         )
     return tensors, architecture
 

@@ -12,7 +12,7 @@ from napari_segany.models.checkpoint import (
     CheckpointError,
     check_state_dict,
     infer_architecture,
-    read_checkpoint,
+    read_model_file,
 )
 from napari_segany.models.registry import DEFAULT_MODEL
 from napari_segany.models.sam import SamModel
@@ -93,7 +93,9 @@ def _materialise_non_persistent(model: torch.nn.Module) -> None:
 
 
 def load_model(
-    name_or_path: str | Path = DEFAULT_MODEL, device: str | torch.device = "auto"
+    name_or_path: str | Path = DEFAULT_MODEL,
+    device: str | torch.device = "auto",
+    decoder: str | Path | bool | None = None,
 ) -> SamModel:
     """Load a Segment Anything model.
 
@@ -106,24 +108,46 @@ def load_model(
         package and needs no download.
     device : str or torch.device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
+    decoder : str, Path or bool, optional
+        A micro-sam instance-segmentation decoder file (``*_decoder.pt``) to attach, for
+        automatic segmentation with ``method="decoder"``. By default (None) the decoder that
+        comes with the model is attached: a registry model's published decoder (downloaded
+        beside it) or the ``decoder_state`` of a micro-sam export. False attaches none.
 
     Returns
     -------
     SamModel
-        In eval mode on ``device``.
+        In eval mode on ``device``; ``model.instance_decoder`` is set when a decoder was
+        attached.
 
     Raises
     ------
     CheckpointError
-        The file is not a usable SAM checkpoint.
+        The file is not a usable SAM checkpoint, or the decoder file does not fit.
     napari_segany.models.download.ModelDownloadError
-        A registry model could not be downloaded.
+        A registry model or its decoder could not be downloaded.
     """
-    from napari_segany.models.download import resolve_model_path
+    from napari_segany.models.decoder_checkpoint import attach_decoder
+    from napari_segany.models.download import fetch_model, resolve_model_path
 
     dev = resolve_device(device)
     path, info = resolve_model_path(name_or_path)
-    state_dict, recorded_arch = read_checkpoint(path)
+    state_dict, recorded_arch, decoder_state = read_model_file(path)
     arch = recorded_arch or (info.architecture if info is not None else None)
     model = model_from_state_dict(state_dict, arch, source=str(path))
+    settings = info.decoder_settings if info is not None else None
+    if decoder is None or decoder is True:
+        if info is not None and info.decoder is not None:
+            decoder = fetch_model(info.decoder)
+        elif decoder_state is not None:
+            decoder = decoder_state
+        elif decoder is True:
+            raise ValueError(
+                f"{name_or_path} comes with no instance-segmentation decoder; give the decoder "
+                "file as decoder=..."
+            )
+    if decoder is not None and decoder is not False:
+        if isinstance(decoder, str | Path) and not Path(decoder).expanduser().is_file():
+            raise CheckpointError(f"Decoder file not found: {Path(decoder).expanduser()}")
+        attach_decoder(model, decoder, settings)
     return model.to(dev)

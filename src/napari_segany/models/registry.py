@@ -15,6 +15,8 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from napari_segany.models.decoder_settings import DecoderSettings
+
 __all__ = [
     "ARCHITECTURE_NAMES",
     "DEFAULT_MODEL",
@@ -62,6 +64,11 @@ class ModelInfo:
     bundled : str or None, optional
         File name of a weights file packaged inside ``napari_segany/weights/``. A bundled model
         needs no download; its hash is still verified before use.
+    decoder : ModelInfo or None, optional
+        micro-sam's instance-segmentation decoder published with these weights (its own file,
+        fetched and attached by :func:`~napari_segany.models.loading.load_model`).
+    decoder_settings : DecoderSettings or None, optional
+        How that decoder's maps are best turned into objects (default: micro-sam's).
     """
 
     name: str
@@ -73,6 +80,8 @@ class ModelInfo:
     description: str
     filename: str
     bundled: str | None = None
+    decoder: ModelInfo | None = None
+    decoder_settings: DecoderSettings | None = None
 
     def __post_init__(self) -> None:
         """Check the entry for internal consistency."""
@@ -93,6 +102,11 @@ class ModelInfo:
     def hash_algorithm(self) -> str:
         """str: Name of the hash algorithm of `known_hash` (``"sha256"`` or ``"xxh128"``)."""
         return self.known_hash.split(":", 1)[0]
+
+    @property
+    def has_decoder(self) -> bool:
+        """bool: True when an instance-segmentation decoder is published with the weights."""
+        return self.decoder is not None
 
     @property
     def is_bundled(self) -> bool:
@@ -147,24 +161,81 @@ def _sam(architecture: str, filename: str, sha256: str, size: int, description: 
     )
 
 
-def _micro_sam(name: str, package: str, version: str, xxh128: str, description: str) -> ModelInfo:
-    """Build the entry of a micro-sam finetune published on BioImage.IO (SAM weights only).
+def _micro_sam(
+    name: str,
+    package: str,
+    version: str,
+    xxh128: str,
+    description: str,
+    decoder_xxh128: str,
+    settings: DecoderSettings,
+) -> ModelInfo:
+    """Build the entry of a micro-sam finetune published on BioImage.IO, with its decoder.
 
-    The cache file name carries the BioImage.IO version, so that a newer release of the same model
+    The cache file names carry the BioImage.IO version, so that a newer release of the same model
     becomes a new file instead of looking like a corrupt copy of the old one.
     """
     architecture = name[:5]
+    files = f"{_BIOIMAGEIO_BASE}/{package}/{version}/files"
     return ModelInfo(
         name=name,
         architecture=architecture,
-        url=f"{_BIOIMAGEIO_BASE}/{package}/{version}/files/{architecture}.pt",
+        url=f"{files}/{architecture}.pt",
         known_hash=f"xxh128:{xxh128}",
         size_bytes=None,
         license=_MICRO_SAM_LICENSE,
         description=f"micro-sam's {description}; BioImage.IO {package} {version}",
         filename=f"{name}-v{version}.pt",
+        decoder=_decoder(name, f"{files}/{architecture}_decoder.pt", decoder_xxh128, version),
+        decoder_settings=settings,
     )
 
+
+def _decoder(name: str, url: str, xxh128: str, version: str | None = None) -> ModelInfo:
+    """Build the entry of the instance-segmentation decoder file of the micro-sam model ``name``."""
+    suffix = f"-v{version}" if version else ""
+    return ModelInfo(
+        name=f"{name}_decoder",
+        architecture=name[:5],
+        url=url,
+        known_hash=f"xxh128:{xxh128}",
+        size_bytes=None,
+        license=_MICRO_SAM_LICENSE,
+        description=f"micro-sam's instance-segmentation decoder for {name}",
+        filename=f"{name}_decoder{suffix}.pt",
+    )
+
+
+def _histopathology(name: str, xxh128: str, url: str, decoder_xxh128: str, decoder_url: str):
+    """Build the entry of a micro-sam histopathology model (published outside BioImage.IO)."""
+    return ModelInfo(
+        name=name,
+        architecture=name[:5],
+        url=url,
+        known_hash=f"xxh128:{xxh128}",
+        size_bytes=None,
+        license=_MICRO_SAM_LICENSE,
+        description=f"micro-sam's ViT-{name[4].upper()} histopathology generalist "
+        "(nuclei in H&E and other stains)",
+        filename=f"{name}.pt",
+        decoder=_decoder(name, decoder_url, decoder_xxh128),
+        # micro-sam's annotator has no recommended settings for these: its defaults apply
+        decoder_settings=DecoderSettings(),
+    )
+
+
+def _ais(center: float, boundary: float, smoothing: float) -> DecoderSettings:
+    """The decoder settings micro-sam's annotator uses for one of its models (objects of at
+    least 100 pixels)."""
+    return DecoderSettings(
+        center_distance_threshold=center,
+        boundary_distance_threshold=boundary,
+        distance_smoothing=smoothing,
+        min_size=100,
+    )
+
+
+_OWNCLOUD = "https://owncloud.gwdg.de/index.php/s"
 
 _ENTRIES: tuple[ModelInfo, ...] = (
     ModelInfo(
@@ -218,6 +289,8 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         "1.2",
         "017f20677997d628426dec80a8018f9d",
         "ViT-L light microscopy generalist (cells, nuclei)",
+        "2faeafa03819dfe03e7c46a44aaac64a",
+        _ais(0.4, 0.4, 1.6),
     ),
     _micro_sam(
         "vit_b_lm",
@@ -225,6 +298,8 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         "1.2",
         "fe9252a29f3f4ea53c15a06de471e186",
         "ViT-B light microscopy generalist (cells, nuclei)",
+        "708b15ac620e235f90bb38612c4929ba",
+        _ais(0.4, 0.5, 2.0),
     ),
     _micro_sam(
         "vit_t_lm",
@@ -232,6 +307,8 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         "1.1",
         "72ec5074774761a6e5c05a08942f981e",
         "ViT-T (MobileSAM) light microscopy generalist (cells, nuclei)",
+        "3e914a5f397b0312cdd36813031f8823",
+        _ais(0.5, 0.5, 2.0),
     ),
     _micro_sam(
         "vit_l_em_organelles",
@@ -239,6 +316,8 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         "1.2",
         "810b084b6e51acdbf760a993d8619f2d",
         "ViT-L electron microscopy organelle generalist",
+        "334877640bfdaaabce533e3252a17294",
+        _ais(0.3, 0.4, 1.2),
     ),
     _micro_sam(
         "vit_b_em_organelles",
@@ -246,6 +325,8 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         "1.2",
         "f3bf2ed83d691456bae2c3f9a05fb438",
         "ViT-B electron microscopy organelle generalist",
+        "bb6398956a6b0132c26b631c14f95ce2",
+        _ais(0.3, 0.4, 1.2),
     ),
     _micro_sam(
         "vit_t_em_organelles",
@@ -253,6 +334,29 @@ _ENTRIES: tuple[ModelInfo, ...] = (
         "1",
         "253474720c497cce605e57c9b1d18fd9",
         "ViT-T (MobileSAM) electron microscopy organelle generalist",
+        "8f897c7bb93174a4d1638827c4dd6f44",
+        _ais(0.4, 0.5, 1.2),
+    ),
+    _histopathology(
+        "vit_b_histopathology",
+        "ffd1a2cd84570458b257bd95fdd8f974",
+        f"{_OWNCLOUD}/sBB4H8CTmIoBZsQ/download",
+        "6a66194dcb6e36199cbee2214ecf7213",
+        f"{_OWNCLOUD}/KO9AWqynI7SFOBj/download",
+    ),
+    _histopathology(
+        "vit_l_histopathology",
+        "b591833c89754271023e901281dee3f2",
+        f"{_OWNCLOUD}/IZgnn1cpBq2PHod/download",
+        "46aab7765d4400e039772d5a50b55c04",
+        f"{_OWNCLOUD}/oIs6VSmkOp7XrKF/download",
+    ),
+    _histopathology(
+        "vit_h_histopathology",
+        "bd1856dafc156a43fb3aa705f1a6e92e",
+        f"{_OWNCLOUD}/L7AcvVz7DoWJ2RZ/download",
+        "3ed9f87e46ad5e16935bd8d722c8dc47",
+        f"{_OWNCLOUD}/1qAKxy5H0jgwZvM/download",
     ),
 )
 

@@ -40,6 +40,13 @@ class SamModel(nn.Module):
         (None: the whole embedding). See :meth:`decode`'s ``window``.
     inference : InferenceSettings, optional
         How predictors and sessions use this model (default: SAM's).
+
+    Attributes
+    ----------
+    instance_decoder : InstanceDecoder or None
+        micro-sam's instance-segmentation decoder, when one was attached
+        (:func:`~napari_segany.models.decoder_checkpoint.attach_decoder`); its keys are
+        ``instance_decoder.*``.
     """
 
     mask_threshold: float = 0.0
@@ -64,6 +71,7 @@ class SamModel(nn.Module):
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.instance_head = instance_head
+        self.instance_decoder: nn.Module | None = None
         self.architecture = architecture
         self.upscale_input = upscale_input
         self._pixel_stats = (tuple(pixel_mean), tuple(pixel_std))
@@ -143,6 +151,29 @@ class SamModel(nn.Module):
                 f"the {self.architecture} model has no instance head; use the point-grid method"
             )
         return self.instance_head(embedding)
+
+    @property
+    def has_instance_decoder(self) -> bool:
+        """Whether a micro-sam instance-segmentation decoder is attached (see
+        :meth:`instance_decoder_maps`)."""
+        return self.instance_decoder is not None
+
+    def instance_decoder_maps(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Foreground, centre-distance and boundary-distance probabilities, (B, 3, 16h, 16w)
+        over the padded model input, from an embedding (B, 256, h, w); see
+        :class:`~napari_segany.models.unetr_decoder.InstanceDecoder`.
+
+        Raises
+        ------
+        ValueError
+            If no instance decoder is attached.
+        """
+        if self.instance_decoder is None:
+            raise ValueError(
+                f"the {self.architecture} model has no instance decoder; load one with "
+                "load_model(checkpoint, decoder=...)"
+            )
+        return self.instance_decoder(embedding)
 
     def prepare_decoder(self, embedding: torch.Tensor) -> ImageContext | None:
         """Prompt-independent decoder state for one image embedding (1, 256, h, w).

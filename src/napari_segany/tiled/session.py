@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_segany.image.calibration import Calibration
 from napari_segany.image.channels import grayscale_channel, has_signal
 from napari_segany.image.prep import channel_layout, to_rgb_uint8
 from napari_segany.image.prep import intensity_range as _intensity_range
@@ -98,7 +99,8 @@ class SegmentationSession:
     image : array-like, path or ImageSource
         One 2D plane, (H, W), (H, W, 3|4) or multichannel with ``channel_axis``; numpy, dask or
         zarr (read tile by tile, never whole), or a file path (see
-        :func:`napari_segany.image.source.open_image`).
+        :func:`napari_segany.image.source.open_image`; the file's pixel size is kept as
+        :attr:`calibration`).
     model : SamModel
         From :func:`napari_segany.load_model` or :func:`napari_segany.build_model`.
     channel_axis : int, optional
@@ -186,6 +188,12 @@ class SegmentationSession:
     def shape(self) -> tuple[int, int]:
         """(rows, cols) of the image plane."""
         return self.source.shape
+
+    @property
+    def calibration(self) -> Calibration:
+        """The image's pixel size and units (from its file, or given to
+        :func:`~napari_segany.image.source.open_image`), for saving labels in physical units."""
+        return self.source.calibration
 
     @property
     def prompt_views(self) -> int:
