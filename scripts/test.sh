@@ -24,8 +24,10 @@ fi
 # tests/conftest.py stubs it), segment-anything-py (a fork of the segment-anything we pin), napari
 # plugins and training tools. Pinned here is only what importing micro_sam.util and
 # micro_sam.instance_segmentation needs: torch-em (the UNETR decoder, the watershed), python-elf
-# and bioimage_cpp (smoothing, labelling, watershed), matplotlib and kornia (imported by torch-em).
+# and bioimage_cpp (smoothing, labelling, watershed), matplotlib and kornia (imported by torch-em),
+# and scikit-learn (imported by python-elf), installed with its own dependencies.
 # Everything else they import is already installed, at the versions the project pins.
+.venv/bin/python -m pip install --quiet scikit-learn==1.9.1
 .venv/bin/python -m pip install --quiet --no-deps micro-sam==1.8.14 torch-em==0.10.9 \
     python-elf==0.9.2 bioimage-cpp==0.10.0 kornia==0.9.0 kornia-rs==0.2.0 matplotlib==3.11.2 \
     contourpy==1.3.3 cycler==0.12.1 fonttools==4.68.0 pyparsing==3.3.3

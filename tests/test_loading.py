@@ -18,6 +18,7 @@ from napari_segany.models.checkpoint import ARCH_KEY, infer_architecture, read_c
 from napari_segany.models.download import ModelFileNotFoundError
 from napari_segany.models.loading import model_from_state_dict, resolve_device
 from napari_segany.models.registry import MODELS, ModelInfo
+from napari_segany.models.unetr_decoder import InstanceDecoder
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,26 @@ def test_load_plain_state_dict_file(vit_t_file, vit_t_model):
 def test_wrapped_layouts(tmp_path, vit_t_model, layout):
     state = vit_t_model.state_dict()
     if layout == "micro_sam_export":  # layout C: {"model_state", "decoder_state"}
-        obj = {"model_state": state, "decoder_state": {"out_conv.weight": torch.zeros(3, 64, 1, 1)}}
+        decoder_state = InstanceDecoder(transposed=False).state_dict()
+        obj = {"model_state": state, "decoder_state": decoder_state}
     else:
         obj = {ARCH_KEY: "vit_t", "model_state": state}
     path = tmp_path / "model.pt"
     torch.save(obj, path)
-    assert _same_outputs(load_model(path, device="cpu"), vit_t_model)
+    model = load_model(path, device="cpu")
+    assert _same_outputs(model, vit_t_model)
+    # an export brings its instance-segmentation decoder
+    assert model.has_instance_decoder == (layout == "micro_sam_export")
+
+
+def test_an_export_with_a_broken_decoder_names_it(tmp_path, vit_t_model):
+    broken = {"out_conv.weight": torch.zeros(3, 64, 1, 1)}
+    path = tmp_path / "model.pt"
+    torch.save({"model_state": vit_t_model.state_dict(), "decoder_state": broken}, path)
+    with pytest.raises(CheckpointError, match="decoder"):
+        load_model(path, device="cpu")
+    # the SAM weights alone still load
+    assert _same_outputs(load_model(path, device="cpu", decoder=False), vit_t_model)
 
 
 def test_training_checkpoint_with_pickled_classes_is_read_without_importing_them(

@@ -25,6 +25,8 @@ MICRO_SAM = (
     "vit_b_em_organelles",
     "vit_t_em_organelles",
 )
+# published on micro-sam's own file server, not on BioImage.IO
+HISTOPATHOLOGY = ("vit_b_histopathology", "vit_l_histopathology", "vit_h_histopathology")
 
 
 def _info(**changes) -> ModelInfo:
@@ -46,7 +48,7 @@ EMBEDDED = ("segany_cells",)
 
 
 def test_registry_has_exactly_the_expected_models(cache):
-    assert set(MODELS) == set(OFFICIAL) | set(MICRO_SAM) | set(EMBEDDED)
+    assert set(MODELS) == set(OFFICIAL) | set(MICRO_SAM) | set(HISTOPATHOLOGY) | set(EMBEDDED)
     assert available_models() == list(MODELS)
     assert not any(name.endswith("_decoder") for name in MODELS)
 
@@ -96,6 +98,20 @@ def test_micro_sam_models_use_xxh128_and_cc_by():
         assert info.url.endswith(f"/files/{info.architecture}.pt")
     assert MODELS["vit_b_lm"].url.endswith("/diplomatic-bug/1.2/files/vit_b.pt")
     assert MODELS["vit_b_lm"].known_hash == "xxh128:fe9252a29f3f4ea53c15a06de471e186"
+
+
+def test_every_micro_sam_model_has_a_hash_checked_decoder():
+    for name in MICRO_SAM + HISTOPATHOLOGY:
+        info = MODELS[name]
+        assert info.has_decoder, name
+        assert info.license == "CC-BY-4.0" and info.hash_algorithm == "xxh128"
+        assert info.decoder.hash_algorithm == "xxh128"
+        assert info.decoder.url != info.url and info.decoder.filename != info.filename
+    # micro-sam's annotator settings for lm and em models (histopathology: generate()'s defaults)
+    assert {MODELS[name].decoder_settings.min_size for name in MICRO_SAM} == {100}
+    assert MODELS["vit_b_lm"].decoder_settings.center_distance_threshold == 0.4
+    for name in OFFICIAL + EMBEDDED:
+        assert not MODELS[name].has_decoder, name
 
 
 def test_cache_file_names_are_unique():
