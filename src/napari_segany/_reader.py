@@ -105,6 +105,7 @@ def _tiff_layer(path: Path) -> LayerData:
         kwargs["scale"] = tuple(meta["scale"])
     if meta.get("unit"):
         kwargs["units"] = meta["unit"]
+    kwargs.update(_axis_labels(meta, data))
     return data, kwargs, "labels"
 
 
@@ -127,7 +128,17 @@ def _zarr_layer(path: Path, name: str | None) -> LayerData:
         kwargs["translate"] = tuple(meta["translate"])
     if meta.get("unit"):
         kwargs["units"] = meta["unit"]
+    kwargs.update(_axis_labels(meta, data))
     return data, kwargs, "labels"
+
+
+def _axis_labels(meta: dict, data) -> dict:
+    """``axis_labels`` of a stack's layer (``("t", "y", "x")`` for a time series); none in 2D."""
+    ndim = len(data[0].shape if isinstance(data, list) else data.shape)
+    axes = meta.get("axes")
+    if ndim < 3 or not axes or len(axes) != ndim:
+        return {}
+    return {"axis_labels": tuple(str(a) for a in axes)}
 
 
 def _plain(meta: dict) -> dict:

@@ -118,8 +118,43 @@ def _save_layer(target: Path, name: str, data: Any, meta: dict, images: list[_Im
         scores=_scores(meta.get("features")),
         name=name,
         overwrite=True,
+        axes=_stack_axes(meta.get("axis_labels"), data.ndim),
     )
+    classes = _classes(meta.get("features"))
+    if classes and saved.format == "ome-zarr":
+        from napari_segany.labels_io.ome_zarr import update_label_properties
+
+        update_label_properties(target, classes, name=name)
     return [str(p) for p in saved.paths]
+
+
+def _stack_axes(labels: Any, ndim: int) -> str | None:
+    """``"tyx"`` or ``"zyx"`` for 3D labels whose napari ``axis_labels`` say so, else None."""
+    names = [str(a).lower() for a in labels or ()]
+    if ndim != 3 or len(names) != 3 or names[1:] != ["y", "x"]:
+        return None
+    first = {"t": "t", "time": "t", "z": "z"}.get(names[0])
+    return None if first is None else f"{first}yx"
+
+
+def _classes(features: Any) -> dict[int, dict[str, Any]] | None:
+    """The objects' ``class`` and ``class_probability`` (from the Object classes panel)."""
+    columns = getattr(features, "columns", None)
+    if columns is None or "class" not in columns or len(features) == 0:
+        return None
+    id_column = next((c for c in ("label", "id", "index") if c in columns), None)
+    if id_column is None:
+        return None
+    out = {}
+    for i, name, p in zip(
+        np.asarray(features[id_column]),
+        features["class"],
+        features.get("class_probability", [None] * len(features)),
+        strict=True,
+    ):
+        if isinstance(name, str):
+            out[int(i)] = {"class": name, "class_probability": None if p is None else float(p)}
+    return out
 
 
 def _targets(path: str, layer_names: list[Any]) -> list[tuple[Path, str]]:

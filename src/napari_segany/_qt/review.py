@@ -63,8 +63,8 @@ def set_object_features(layer, rows: dict[int, dict[str, float]]) -> None:
     update.index = update.index.astype(np.int64)
     frame = frame.reindex(frame.index.union(update.index))
     for column in update.columns:
-        if column not in frame.columns:
-            frame[column] = np.nan
+        if column not in frame.columns:  # empty, of the new values' type (text or numbers)
+            frame[column] = pd.Series(index=frame.index, dtype=update[column].dtype)
         frame.loc[update.index, column] = update[column].to_numpy()
     layer.features = frame.rename_axis("index").reset_index()
 

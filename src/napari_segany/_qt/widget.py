@@ -12,6 +12,7 @@ A thin shell that wires its parts together:
 * :class:`~napari_segany._qt.edits.SegmentationEdits`: commit, delete, undo/redo, segment all's
   result, in the output layer;
 * :class:`~napari_segany._qt.training_panel.TrainingPanel`: "Train on my annotations".
+* :class:`~napari_segany._qt.classes_panel.ClassesPanel`: "Object classes".
 
 Heavy work runs in napari thread workers; layers are only touched on the main thread. The
 segmentation itself is done by :class:`napari_segany.tiled.session.SegmentationSession` and
@@ -25,6 +26,7 @@ from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from napari_segany._qt.annotation import Annotation, Prompts
+from napari_segany._qt.classes_panel import ClassesPanel
 from napari_segany._qt.edits import SegmentationEdits
 from napari_segany._qt.image_source import ImageSourceError, current_plane
 from napari_segany._qt.jobs import Jobs
@@ -35,6 +37,7 @@ from napari_segany._qt.review import Reviewer
 from napari_segany._qt.session_jobs import SessionJobs
 from napari_segany._qt.sessions import default_session_factory
 from napari_segany._qt.training_panel import TrainingPanel
+from napari_segany._qt.volume_panel import VolumePanel
 from napari_segany._qt.warmup import warm_in_background
 
 __all__ = ["SHORTCUTS", "SegmentAnythingWidget"]
@@ -120,6 +123,10 @@ class SegmentAnythingWidget(QWidget):
         self.preview = PreviewDecoder(self.annotation, self.jobs, self.current_prompts)
         self.training = TrainingPanel(self)
         self.panel.add_section(self.training)
+        self.classes = ClassesPanel(self)
+        self.panel.add_section(self.classes)
+        self.volumes = VolumePanel(self)
+        self.panel.add_section(self.volumes)
         scroll = QScrollArea()  # a short window keeps the whole panel within reach
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)

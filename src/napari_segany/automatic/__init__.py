@@ -5,6 +5,7 @@
 >>> result.labels  # (H, W) uint32 instance labels  # doctest: +SKIP
 """
 
+from napari_segany.automatic.dispatch import segment
 from napari_segany.automatic.free_pixels import FreeObjects, clip_to_free
 from napari_segany.automatic.metrics import (
     ObjectErrors,
@@ -14,7 +15,7 @@ from napari_segany.automatic.metrics import (
 )
 from napari_segany.automatic.params import METHODS, AutomaticParams
 from napari_segany.automatic.point_grid import PointGridParams
-from napari_segany.automatic.segment import AutomaticResult, iter_segment, segment
+from napari_segany.automatic.segment import AutomaticResult, iter_segment
 
 __all__ = [
     "METHODS",

@@ -32,11 +32,14 @@ class ImageJob:
         File path (read by each worker), or an in-memory array (sent with every task).
     channel_axis : int, optional
     plane : int or tuple of int, optional
+    intensity_range : array-like, optional
+        Scaling to 8 bits (e.g. one range for every slice of a stack); default: the image's.
     """
 
     image: object
     channel_axis: int | None = None
     plane: object = None
+    intensity_range: object = None
 
 
 @functools.lru_cache(maxsize=2)
@@ -55,7 +58,8 @@ def _worker_session(job: ImageJob, model_ref: tuple, device: str, tiling: tuple,
     (model, decoder) references."""
     from napari_segany.tiled.session import SegmentationSession
 
-    key = (id(job.image) if not isinstance(job.image, str) else job.image, model_ref, tiling)
+    image = id(job.image) if not isinstance(job.image, str) else job.image
+    key = (image, job.plane, model_ref, tiling)
     with _SESSIONS_LOCK:
         session = _SESSIONS.get(key)
         if session is None:
@@ -142,6 +146,7 @@ def iter_segment_dask(
                 plane=job.plane,
                 tile_size=tile_size,
                 halo=halo,
+                intensity_range=job.intensity_range,
             )
             plans.append((job, session.grid, session.intensity_range))
         total = sum(len(grid) for _, grid, _ in plans)

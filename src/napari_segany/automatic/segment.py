@@ -92,7 +92,7 @@ def tile_labels(session, index: int, params: AutomaticParams, predictor=None):
 
 
 def iter_segment(
-    session, params: AutomaticParams | None = None, *, out=None, **options
+    session, params: AutomaticParams | None = None, *, out=None, exemplars=None, **options
 ) -> Generator[Progress, None, AutomaticResult]:
     """Segment every object of a session's image; a job generator (see
     :mod:`napari_segany.progress`).
@@ -110,11 +110,15 @@ def iter_segment(
     out : array-like, shape (H, W), optional
         Zero-filled uint32 destination, e.g. a zarr array for images larger than memory;
         written one tile region at a time. Default: a new numpy array.
+    exemplars : sequence, optional
+        Find more like these: example objects as boxes ``(row0, col0, row1, col1)`` or points
+        ``(row, col)``; only the objects that resemble them are kept, numbered 1..K (see
+        :mod:`napari_segany.automatic.exemplars`).
 
     Yields
     ------
     Progress
-        After each tile.
+        After each tile (with ``exemplars``, then after each tile measured).
 
     Returns
     -------
@@ -137,9 +141,14 @@ def iter_segment(
     for done, tile in enumerate(tiles, start=1):
         stitcher.add(tile, *tile_labels(session, tile.index, params, predictor))
         yield Progress(done, len(tiles), f"segmenting tile {done}/{len(tiles)}")
-    return AutomaticResult(
-        out, stitcher.scores, method, params, stitcher.confidence, session.calibration
-    )
+    scores, confidence = stitcher.scores, stitcher.confidence
+    if exemplars is not None:
+        from napari_segany.automatic.exemplars import iter_select_like
+
+        _, renumber = yield from iter_select_like(session, out, exemplars)
+        scores = {renumber[i]: s for i, s in scores.items() if i in renumber}
+        confidence = {renumber[i]: c for i, c in confidence.items() if i in renumber}
+    return AutomaticResult(out, scores, method, params, confidence, session.calibration)
 
 
 def segment(
@@ -152,6 +161,7 @@ def segment(
     cache=None,
     device: str = "auto",
     out=None,
+    exemplars=None,
     progress: bool = False,
     **options,
 ) -> AutomaticResult:
@@ -172,6 +182,10 @@ def segment(
         For a model given by name.
     out : array-like, optional
         Destination labels (see :func:`iter_segment`).
+    exemplars : sequence, optional
+        "Find more like these": 1–3 example objects, boxes ``(row0, col0, row1, col1)``
+        (half-open) or points ``(row, col)`` in pixels; only the objects that resemble them
+        are returned (see :mod:`napari_segany.automatic.exemplars`).
     progress : bool
         Show a progress bar.
     **options
@@ -198,5 +212,5 @@ def segment(
         image, model, channel_axis=channel_axis, tile_size=tile_size, halo=halo, cache=cache
     )
     params = AutomaticParams.from_options(**options)
-    job = iter_segment(session, params, out=out)
+    job = iter_segment(session, params, out=out, exemplars=exemplars)
     return run_with_progress(job, show=progress, description="segmenting")

@@ -1,6 +1,7 @@
 """Command line interface: ``napari-segany <command> ...`` (also ``python -m napari_segany``).
 
-One module per subcommand (:mod:`.models`, :mod:`.segment`, :mod:`.embed`, :mod:`.train`),
+One module per subcommand (:mod:`.models`, :mod:`.segment`, :mod:`.embed`, :mod:`.train`,
+:mod:`.features`, :mod:`.classify`),
 each a pair of functions: ``add_<command>_parser(subparsers)`` builds its parser and sets
 ``func`` to ``run_<command>(args) -> int``. To add a command, write a module with the pair and
 append the builder to `SUBCOMMANDS`.
@@ -17,7 +18,9 @@ from collections.abc import Callable, Sequence
 
 from napari_segany import __version__
 from napari_segany.cli._common import EXIT_USAGE
+from napari_segany.cli.classify import add_classify_parser
 from napari_segany.cli.embed import add_embed_parser
+from napari_segany.cli.features import add_features_parser
 from napari_segany.cli.models import add_models_parser, run_models
 from napari_segany.cli.segment import add_segment_parser
 from napari_segany.cli.train import add_train_parser
@@ -30,6 +33,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser
     add_segment_parser,
     add_embed_parser,
     add_train_parser,
+    add_features_parser,
+    add_classify_parser,
 ]
 
 

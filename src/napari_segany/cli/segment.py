@@ -110,6 +110,14 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     )
     add_image_options(parser, pixel_size=True)
     parser.add_argument(
+        "--axes",
+        default=None,
+        help="axes of a z-stack or time series, one letter per axis from tzcyx: zyx (3D "
+        "objects linked through z), tyx (objects tracked over time, with a track table "
+        "<name>_tracks.csv beside the labels), zcyx, ...; 'auto': the axes the file names "
+        "(OME-Zarr, OME-TIFF, ImageJ TIFF) (default: one 2D plane, see --plane)",
+    )
+    parser.add_argument(
         "--format",
         choices=("tif", "zarr"),
         default="tif",
@@ -195,6 +203,26 @@ def run_segment(args: argparse.Namespace) -> int:
         targets = output_paths(args.images, args.output, args.format)
     except ValueError as error:
         return _fail(str(error))
+    if args.axes is not None and (args.axes == "auto" or set(args.axes.lower()) & set("tz")):
+        from napari_segany.cli.segment_stack import run_segment_stacks
+
+        try:
+            params = segmentation_params(args)
+        except ValueError as error:
+            return _fail(str(error))
+        return run_segment_stacks(args, targets, params, scratch=_scratch_labels, fail=_fail)
+    if args.axes is not None:  # one 2D plane: the axes may name its channels
+        from napari_segany.volume.axes import AxesError, parse_axes
+
+        try:
+            named = parse_axes(args.axes).channel_axis
+        except AxesError as error:
+            return _fail(str(error))
+        if named is not None and args.channel_axis not in (None, named):
+            return _fail(
+                f"--axes {args.axes} puts channels on axis {named}, not {args.channel_axis}"
+            )
+        args.channel_axis = named if named is not None else args.channel_axis
     # check every input and output before any work, so a batch does not fail half-way
     sources = []
     for image in args.images:
@@ -276,7 +304,8 @@ def segmentation_params(args: argparse.Namespace) -> AutomaticParams:
 
 
 def _scratch_labels(shape):
-    """A zero-filled uint32 zarr array in a temporary folder (removed at exit)."""
+    """A zero-filled uint32 zarr array in a temporary folder (removed at exit); 2D or a stack
+    (one chunk row per slice)."""
     import atexit
     import shutil
     import tempfile
@@ -286,7 +315,11 @@ def _scratch_labels(shape):
     folder = tempfile.mkdtemp(prefix="napari-segany-labels-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return zarr.create_array(
-        f"{folder}/labels.zarr", shape=shape, chunks=(1024, 1024), dtype="uint32", fill_value=0
+        f"{folder}/labels.zarr",
+        shape=shape,
+        chunks=(1,) * (len(shape) - 2) + (1024, 1024),
+        dtype="uint32",
+        fill_value=0,
     )
 
 

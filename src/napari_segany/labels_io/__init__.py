@@ -161,6 +161,7 @@ def save_labels(
     unit: str | None = "micrometer",
     colors: Mapping[int, Sequence[float]] | None = None,
     progress: bool = False,
+    axes: str | None = None,
 ) -> SavedLabels:
     """Save a label image as TIFF or OME-Zarr, with its object table beside it.
 
@@ -199,6 +200,9 @@ def save_labels(
         Label ID → RGB(A) display colours, written to OME-Zarr ``image-label`` metadata.
     progress : bool
         Show a progress bar on the terminal.
+    axes : str, optional
+        What the axes of 3D labels are: ``"zyx"`` (default) or ``"tyx"`` (a time series),
+        written as the TIFF description's axes and the OME-Zarr axes (``t`` of type time).
 
     Returns
     -------
@@ -226,6 +230,7 @@ def save_labels(
         ngff_version=ngff_version,
         unit=unit,
         colors=colors,
+        axes=axes,
     )
     return run_with_progress(job, show=progress, description="saving labels")
 
@@ -243,6 +248,7 @@ def save_labels_job(
     ngff_version: str | None = None,
     unit: str | None = "micrometer",
     colors: Mapping[int, Sequence[float]] | None = None,
+    axes: str | None = None,
 ) -> Generator[Progress, None, SavedLabels]:
     """:func:`save_labels` as a job: yields :class:`Progress`, returns :class:`SavedLabels`.
 
@@ -267,7 +273,9 @@ def save_labels_job(
         measure = object_table_job(labels, image=image, scores=scores, scale=scale, unit=unit)
         rows = yield from _relabel(measure, "table")
     if fmt == "tiff":
-        job = write_tiff_labels_job(path, labels, scale=scale, unit=unit, overwrite=overwrite)
+        job = write_tiff_labels_job(
+            path, labels, scale=scale, unit=unit, overwrite=overwrite, axes=axes
+        )
     else:
         properties = rows if rows is not None and len(rows) <= _MAX_PROPERTIES else None
         job = write_ome_zarr_labels_job(
@@ -280,6 +288,7 @@ def save_labels_job(
             colors=colors,
             properties=properties,
             overwrite=overwrite,
+            axes=axes,
         )
     written = yield from _relabel(job, fmt)
     if csv_path is not None:

@@ -39,6 +39,7 @@ from napari_segany.labels_io._arrays import (
 from napari_segany.labels_io.atomic import atomic_output, check_writable
 from napari_segany.labels_io.ome_zarr_read import (
     NGFF_VERSIONS,
+    find_label_group,
     is_ome_zarr_image,
     ome_attrs,
     open_group,
@@ -50,6 +51,7 @@ __all__ = [
     "NGFF_VERSIONS",
     "is_ome_zarr_image",
     "read_ome_zarr_labels",
+    "update_label_properties",
     "write_ome_zarr_labels",
     "write_ome_zarr_labels_job",
 ]
@@ -68,12 +70,14 @@ _NGFF_UNITS = {
 
 
 # ----------------------------------------------------------------------------------- metadata
-def _axes(ndim: int, unit: str | None) -> list[dict]:
-    names = ["z", "y", "x"][-ndim:]
+def _axes(ndim: int, unit: str | None, names: str | None = None) -> list[dict]:
+    names = list(names.lower()) if names else ["z", "y", "x"][-ndim:]
+    if len(names) != ndim or not set(names) <= set("tzyx") or names[-2:] != ["y", "x"]:
+        raise ValueError(f"axes {''.join(names)!r} do not fit {ndim}D labels (e.g. 'zyx', 'tyx')")
     axes = []
     for name in names:
-        axis = {"name": name, "type": "space"}
-        if unit in _NGFF_UNITS:
+        axis = {"name": name, "type": "time" if name == "t" else "space"}
+        if unit in _NGFF_UNITS and name != "t":
             axis["unit"] = unit
         axes.append(axis)
     return axes
@@ -121,6 +125,45 @@ def _property(row: Mapping[str, Any]) -> dict:
     return out
 
 
+def update_label_properties(
+    path: str | os.PathLike,
+    values: Mapping[int, Mapping[str, Any]],
+    *,
+    name: str | None = None,
+) -> int:
+    """Add or replace per-object properties of an OME-Zarr label image, in place.
+
+    Parameters
+    ----------
+    path : path
+        A label image (standalone) or an OME-Zarr image with a ``labels/`` group.
+    values : mapping
+        Label ID → {property: value}, e.g. ``{3: {"class": "mitotic"}}``. Each object's entry
+        in ``image-label.properties`` gets these keys (others it has stay); objects without an
+        entry get one.
+    name : str, optional
+        Which label image of an image's ``labels/`` group (default: the first listed).
+
+    Returns
+    -------
+    int
+        Objects whose properties were written.
+    """
+    group, version = find_label_group(Path(path), name)
+    group = open_group(path, mode="r+") if not group.path else open_group(path, "r+")[group.path]
+    ome, _ = ome_attrs(group)
+    image_label = dict(ome.get("image-label") or {})
+    rows = {int(p["label-value"]): dict(p) for p in image_label.get("properties", [])}
+    for object_id, extra in values.items():
+        rows.setdefault(int(object_id), {"label-value": int(object_id)}).update(extra)
+    image_label["properties"] = [_property(rows[k]) for k in sorted(rows)]
+    if version == "0.4":
+        group.attrs["image-label"] = image_label
+    else:
+        group.attrs["ome"] = {**ome, "image-label": image_label}
+    return len(values)
+
+
 def _put_ome(group: Any, version: str, meta: dict) -> None:
     if version == "0.4":
         group.attrs.update(meta)
@@ -141,6 +184,7 @@ def write_ome_zarr_labels(
     properties: Sequence[Mapping[str, Any]] | None = None,
     levels: int | None = None,
     overwrite: bool = False,
+    axes: str | None = None,
 ) -> Path:
     """Write a label image as OME-Zarr, atomically.
 
@@ -170,6 +214,9 @@ def write_ome_zarr_labels(
         Number of resolution levels of a standalone image (default: halve until ≤ 2048 px).
     overwrite : bool
         Replace an existing output (the store, or ``labels/<name>`` of an image).
+    axes : str, optional
+        Axis names of a standalone label image, e.g. ``"tyx"`` (``t`` has type ``time``);
+        default ``"zyx"``/``"yx"``.
 
     Returns
     -------
@@ -188,6 +235,7 @@ def write_ome_zarr_labels(
             properties=properties,
             levels=levels,
             overwrite=overwrite,
+            axes=axes,
         )
     )
 
@@ -204,6 +252,7 @@ def write_ome_zarr_labels_job(
     properties: Sequence[Mapping[str, Any]] | None = None,
     levels: int | None = None,
     overwrite: bool = False,
+    axes: str | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_ome_zarr_labels` as a job: yields :class:`Progress`, returns the group path.
 
@@ -222,7 +271,7 @@ def write_ome_zarr_labels_job(
         target = path / "labels" / name
     else:
         scale = check_scale(scale, labels.ndim)
-        plan = _plan_standalone(labels, name, scale, unit, version or "0.5", levels)
+        plan = _plan_standalone(labels, name, scale, unit, version or "0.5", levels, axes)
         target = path
     check_writable(target, overwrite=overwrite)
     _low, high = yield from scan_range(labels)
@@ -244,6 +293,7 @@ def _plan_standalone(
     unit: str | None,
     version: str,
     levels: int | None,
+    axes: str | None = None,
 ) -> dict:
     shape = tuple(int(n) for n in labels.shape)
     if levels is None:
@@ -267,7 +317,7 @@ def _plan_standalone(
                 "coordinateTransformations": [{"type": "scale", "scale": level_scale}],
             }
         )
-    multiscale = {"name": name, "axes": _axes(len(shape), unit if scale else None)}
+    multiscale = {"name": name, "axes": _axes(len(shape), unit if scale else None, axes)}
     multiscale["datasets"] = datasets
     if version == "0.4":
         multiscale = {"version": "0.4", **multiscale}

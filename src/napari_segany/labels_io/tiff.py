@@ -65,6 +65,7 @@ def write_tiff_labels(
     scale: Sequence[float] | None = None,
     unit: str | None = "micrometer",
     overwrite: bool = False,
+    axes: str | None = None,
 ) -> Path:
     """Write a label image to a TIFF file, atomically.
 
@@ -81,13 +82,20 @@ def write_tiff_labels(
         TIFF resolution tags; any other unit is kept in the description only).
     overwrite : bool
         Replace an existing file.
+    axes : str, optional
+        What the axes are, e.g. ``"tyx"`` for a time series (default ``"zyx"`` for 3D): written
+        as the description's ``axes`` (one page per plane), read back by
+        :func:`read_tiff_labels`.
 
     Returns
     -------
     pathlib.Path
         The file written.
     """
-    return drain(write_tiff_labels_job(path, labels, scale=scale, unit=unit, overwrite=overwrite))
+    job = write_tiff_labels_job(
+        path, labels, scale=scale, unit=unit, overwrite=overwrite, axes=axes
+    )
+    return drain(job)
 
 
 def write_tiff_labels_job(
@@ -97,6 +105,7 @@ def write_tiff_labels_job(
     scale: Sequence[float] | None = None,
     unit: str | None = "micrometer",
     overwrite: bool = False,
+    axes: str | None = None,
 ) -> Generator[Progress, None, Path]:
     """:func:`write_tiff_labels` as a job: yields :class:`Progress`, returns the path.
 
@@ -109,7 +118,7 @@ def write_tiff_labels_job(
     _low, high = yield from scan_range(labels)
     dtype = label_dtype(high)
     description = {
-        "axes": "ZYX" if labels.ndim == 3 else "YX",
+        "axes": _axes_name(axes, labels.ndim),
         MARKER: {
             "kind": "labels",
             "version": 1,
@@ -273,7 +282,7 @@ def read_tiff_labels(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         The IDs with the file's dtype.
     metadata : dict
         ``scale`` (tuple per axis, or None when unknown), ``unit``, ``format`` ("tiff") and
-        ``written_by_napari_segany`` (bool).
+        ``written_by_napari_segany`` (bool) and ``axes`` (e.g. ``"zyx"``, ``"tyx"``).
 
     Raises
     ------
@@ -285,6 +294,7 @@ def read_tiff_labels(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     with tifffile.TiffFile(path) as tif:
         labels = tif.asarray()
         ours = _segany_metadata(tif)
+        axes = str(tif.series[0].axes).lower() if tif.series else None
         scale, unit = None, None
         if ours is not None:
             scale = tuple(float(s) for s in ours["scale"]) if ours.get("scale") else None
@@ -300,8 +310,18 @@ def read_tiff_labels(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         "unit": unit,
         "format": "tiff",
         "written_by_napari_segany": ours is not None,
+        "axes": axes if axes and len(axes) == labels.ndim else None,
     }
     return labels, metadata
+
+
+def _axes_name(axes: str | None, ndim: int) -> str:
+    """The description's ``axes`` (upper case, as tifffile names series axes)."""
+    if axes is None:
+        return "ZYX" if ndim == 3 else "YX"
+    if len(axes) != ndim or not set(axes.lower()) <= set("tzyx") or not axes.lower().endswith("yx"):
+        raise ValueError(f"axes {axes!r} do not fit {ndim}D labels (e.g. 'zyx', 'tyx')")
+    return axes.upper()
 
 
 def _scale_from_tags(page: Any, ndim: int) -> tuple[tuple[float, ...] | None, str | None]:
