@@ -109,18 +109,22 @@ def _save_layer(target: Path, name: str, data: Any, meta: dict, images: list[_Im
     if isinstance(data, list | tuple):
         data = data[0]
     scale, unit = _scale_and_unit(data, meta)
+    classes = _classes(meta.get("features"))
+    columns = _scores(meta.get("features")) or {}
+    for i, row in (classes or {}).items():  # the class goes into the object table too
+        columns.setdefault(i, {}).update({k: v for k, v in row.items() if v is not None})
     saved = save_labels(
         target,
         data,
         scale=scale,
         unit=unit,
         image=_source_image(tuple(data.shape), meta, images),
-        scores=_scores(meta.get("features")),
+        scores=columns or None,
         name=name,
         overwrite=True,
         axes=_stack_axes(meta.get("axis_labels"), data.ndim),
+        table=data.ndim < 4,  # the object table measures 2D and 3D labels
     )
-    classes = _classes(meta.get("features"))
     if classes and saved.format == "ome-zarr":
         from napari_segany.labels_io.ome_zarr import update_label_properties
 
@@ -129,12 +133,13 @@ def _save_layer(target: Path, name: str, data: Any, meta: dict, images: list[_Im
 
 
 def _stack_axes(labels: Any, ndim: int) -> str | None:
-    """``"tyx"`` or ``"zyx"`` for 3D labels whose napari ``axis_labels`` say so, else None."""
+    """``"tyx"``, ``"zyx"`` or ``"tzyx"`` for 3D/4D labels whose napari ``axis_labels`` say
+    so, else None."""
     names = [str(a).lower() for a in labels or ()]
-    if ndim != 3 or len(names) != 3 or names[1:] != ["y", "x"]:
+    if ndim not in (3, 4) or len(names) != ndim or names[-2:] != ["y", "x"]:
         return None
-    first = {"t": "t", "time": "t", "z": "z"}.get(names[0])
-    return None if first is None else f"{first}yx"
+    leading = "".join({"t": "t", "time": "t", "z": "z"}.get(n, "?") for n in names[:-2])
+    return f"{leading}yx" if leading in ("t", "z", "tz") else None
 
 
 def _classes(features: Any) -> dict[int, dict[str, Any]] | None:

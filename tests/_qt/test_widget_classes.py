@@ -100,6 +100,13 @@ def test_clicked_examples_classify_every_object(
     _, meta = load_labels(written[0])
     properties = {int(p["label-value"]): p for p in meta["properties"]}
     assert {i: properties[i]["class"] for i in predicted} == predicted
+    # and into the object table beside the labels
+    import csv
+
+    with open(tmp_path / "cells_objects.csv", newline="") as handle:
+        rows = {int(r["id"]): r for r in csv.DictReader(handle)}
+    assert {i: rows[i]["class"] for i in predicted} == predicted
+    assert float(rows[mitotic]["class_probability"]) >= 0.5
     # Shift-click removes an example and retrains
     first = next(iter(examples))
     click(layer, _pixel_of(scene.labels, first), modifiers=("Shift",))

@@ -91,6 +91,24 @@ def test_segment_stack_and_track_a_time_series(viewer, make_annotator, stack):
         assert len(ids) == 1 and 0 not in ids  # each cell keeps one ID
 
 
+def test_segment_a_time_series_of_z_stacks(viewer, make_annotator, stack):
+    series = np.stack([stack.image, np.roll(stack.image, 3, axis=-1)])
+    viewer.add_image(series, name="series", axis_labels=("t", "z", "y", "x"))
+    ui = make_annotator()
+    ui.widget.volumes.segment_button.click()
+    ui.wait_idle()
+    labels = np.asarray(viewer.layers["series tracked 3D objects"].data)
+    assert labels.shape == series.shape
+    tracks = np.asarray(viewer.layers["series tracks"].data)
+    assert tracks.shape[1] == 5  # id, frame, z, row, col
+    kept = 0
+    for ident in np.unique(stack.labels[stack.labels > 0]).tolist():  # IDs kept over frames
+        first = labels[0][stack.labels == ident]
+        second = labels[1][np.roll(stack.labels == ident, 3, axis=-1)]
+        kept += np.bincount(first).argmax() == np.bincount(second).argmax() > 0
+    assert kept >= 0.9 * len(np.unique(stack.labels[stack.labels > 0]))
+
+
 def test_all_objects_at_once_and_a_correction_sticks(viewer, make_annotator, stack):
     from scipy import ndimage
 
@@ -151,3 +169,19 @@ def test_tracked_labels_saved_from_napari_open_back_as_a_time_series(viewer, tmp
     assert tuple(opened[0].axis_labels) == ("t", "y", "x")
     _, kwargs, _ = read_labels(str(tmp_path / "tracked.ome.zarr"))[0]
     assert kwargs["axis_labels"] == ("t", "y", "x")
+
+
+def test_4d_labels_saved_from_napari_keep_their_axes(viewer, tmp_path):
+    from napari_segany.labels_io import load_labels
+
+    labels = np.zeros((2, 3, 32, 32), np.uint32)
+    labels[:, :, 5:15, 5:15] = 1
+    labels[1, 1:, 20:28, 18:30] = 2
+    layer = viewer.add_labels(labels, name="series", axis_labels=("t", "z", "y", "x"))
+    for suffix in ("series.labels.tif", "series.ome.zarr"):
+        layer.save(str(tmp_path / suffix), plugin="napari-segany")
+        loaded, meta = load_labels(tmp_path / suffix)
+        np.testing.assert_array_equal(loaded, labels)
+        assert "".join(meta["axes"]) == "tzyx"
+    # the object table measures 2D and 3D labels only: none is written for 4D
+    assert not list(tmp_path.glob("*.csv"))

@@ -163,7 +163,7 @@ def _predictions(classifier, table) -> tuple[dict[int, str], dict[int, float]]:
 
 def folder_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     """(image, labels) of every image of ``folder`` with ``<name>.labels.tif|.zarr`` beside it."""
-    from napari_segany.image.readers import IMAGE_SUFFIXES
+    from napari_segany.image.readers import image_stem
     from napari_segany.labels_io.naming import is_labels_file_name, labels_stem
 
     def is_labels(path: Path) -> bool:
@@ -175,13 +175,9 @@ def folder_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     for path in sorted(folder.iterdir()):
         if is_labels(path) or path.name.endswith((".csv", ".npz")):
             continue
-        name = path.name
-        for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
-            if name.lower().endswith(suffix):
-                stem = name[: -len(suffix)]
-                if stem in labels:
-                    pairs.append((path, labels[stem]))
-                break
+        stem = image_stem(path)
+        if stem != path.name and stem in labels:
+            pairs.append((path, labels[stem]))
     return pairs
 
 

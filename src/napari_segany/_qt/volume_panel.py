@@ -9,7 +9,8 @@
   undo step.
 * **Segment stack**: every slice segmented and linked into 3D objects (z-stack) or tracked
   (time series), into a new Labels layer; a time series also gets a Tracks layer (id, frame,
-  parent).
+  parent). An image with four non-channel axes is a time series of z-stacks (``t, z, y, x``):
+  its 3D objects are tracked over frames (propagation is not offered there).
 
 The stack axis is the image layer's first axis (its other axes: rows, columns and, if chosen in
 the pickers, channels); it is z or time as the layer's ``axis_labels`` say (``t``/``time``,
@@ -38,15 +39,20 @@ SLOT = "volume"
 def stack_axes(ndim: int, along: str, channel_axis: int | None, rgb: bool) -> str:
     """Axes string of an image layer's data of ``ndim`` dimensions with its stack axis first.
 
-    Raises ValueError when the layer is not one stack of 2D planes (plus channels).
+    Four non-channel dimensions are a time series of z-stacks, ``t`` first (``"tzyx"``), as
+    napari orders them.
+
+    Raises ValueError when the layer is not one stack of 2D planes (plus channels) or a time
+    series of such stacks.
     """
     spatial = ndim - (1 if channel_axis is not None or rgb else 0)
-    if spatial != 3:
+    if spatial not in (3, 4):
         raise ValueError(
             f"Propagation and stack segmentation need a 3D image (a z-stack or a time series of "
-            f"2D planes); this image has {spatial} non-channel dimensions."
+            f"2D planes) or a 4D time series of z-stacks; this image has {spatial} non-channel "
+            "dimensions."
         )
-    letters = [along, "y", "x"]
+    letters = ["t", "z", "y", "x"] if spatial == 4 else [along, "y", "x"]
     if rgb:
         letters.append("c")
     elif channel_axis is not None:
@@ -114,17 +120,30 @@ class VolumePanel(QGroupBox):
     def _slice_index(self, layer) -> int:
         return round(float(layer.world_to_data(self.annotator.viewer.dims.point)[0]))
 
+    def _ready_image(self):
+        """(layer, data, axes) of the stack, or None (said why) while busy or without one."""
+        if self.annotator.jobs.busy():
+            self._say("Busy: wait or press Cancel.")
+            return None
+        try:
+            return self._image()
+        except ValueError as exc:
+            self._say(str(exc))
+            return None
+
     # -- propagate ----------------------------------------------------------------------------
     def propagate(self) -> None:
         """Propagate the selected label from the current slice (in a worker)."""
         jobs = self.annotator.jobs
-        if jobs.busy():
-            self._say("Busy: wait or press Cancel.")
+        ready = self._ready_image()
+        if ready is None:
             return
-        try:
-            layer, data, axes = self._image()
-        except ValueError as exc:
-            self._say(str(exc))
+        layer, data, axes = ready
+        if "t" in axes and "z" in axes:
+            self._say(
+                "Propagation runs through one z-stack: in a time series of z-stacks, use "
+                "napari_segany.volume.propagate(..., fixed={'t': frame}) or Segment stack."
+            )
             return
         labels_layer = self.annotator.labels_layer
         shape = tuple(data.shape[i] for i, a in enumerate(axes) if a != "c")
@@ -191,14 +210,10 @@ class VolumePanel(QGroupBox):
     def segment_stack(self) -> None:
         """Segment every slice and link them, into a new Labels layer (in a worker)."""
         jobs = self.annotator.jobs
-        if jobs.busy():
-            self._say("Busy: wait or press Cancel.")
+        ready = self._ready_image()
+        if ready is None:
             return
-        try:
-            layer, data, axes = self._image()
-        except ValueError as exc:
-            self._say(str(exc))
-            return
+        layer, data, axes = ready
 
         def job():
             from napari_segany.automatic.params import AutomaticParams
@@ -222,10 +237,13 @@ class VolumePanel(QGroupBox):
         if layer.rgb:
             layer_axes = layer_axes[:-1]  # napari's scale leaves the RGB axis out
         scale = tuple(s for s, a in zip(layer.scale, layer_axes, strict=True) if a != "c")
-        kind = "tracked objects" if result.axes == "tyx" else "3D objects"
+        kind = {"tyx": "tracked objects", "tzyx": "tracked 3D objects"}.get(
+            result.axes, "3D objects"
+        )
         viewer.add_labels(np.asarray(result.labels), name=f"{layer.name} {kind}", scale=scale)
         if result.tracks is not None and len(result.tracks):
-            tracks = result.tracks[:, [0, 1, 3, 4]]  # id, frame, row, col
+            # id, frame, (z,) row, col
+            tracks = result.tracks[:, [0, 1, *range(3, result.tracks.shape[1])]]
             graph = {int(d): [int(m)] for d, m in result.parents.items()}
             viewer.add_tracks(tracks, graph=graph, name=f"{layer.name} tracks", scale=scale)
         self._say(f"{result.count} {kind} in {layer.name!r}.")

@@ -1,8 +1,9 @@
 """``napari_segany.automatic.segment``: one entry point for 2D images, z-stacks and time series.
 
-An image whose ``axes`` name a ``z`` or ``t`` axis goes to
+An image whose ``axes`` name a ``z`` or ``t`` axis (or both) goes to
 :func:`napari_segany.automatic.stack.segment_stack` (each slice, linked into 3D objects or
-tracks); any other image to :func:`napari_segany.automatic.segment.segment` (one 2D plane).
+tracks, or 3D objects tracked over time); any other image to
+:func:`napari_segany.automatic.segment.segment` (one 2D plane).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def segment(image, model=None, *, axes: str | None = None, **options) -> Automat
     axes : str, optional
         One letter per axis of ``image`` from ``tzcyx`` (see :mod:`napari_segany.volume.axes`).
         With ``z`` (``"zyx"``, ``"zcyx"``) each slice is segmented and the objects are linked
-        into 3D objects; with ``t`` (``"tyx"``) they are tracked over time, with divisions.
+        into 3D objects; with ``t`` (``"tyx"``) they are tracked over time, with divisions;
+        with both (``"tzyx"``, ``"tczyx"``) each frame's z-stack is linked into 3D objects and
+        those are tracked over time.
         Without ``z`` or ``t`` (``"yx"``, ``"cyx"``, ``"yxc"``) the image is one 2D plane and a
         ``c`` gives its channel axis. Default: a 2D image as before.
     **options
@@ -37,8 +40,8 @@ def segment(image, model=None, *, axes: str | None = None, **options) -> Automat
     Returns
     -------
     AutomaticResult
-        For a stack, a :class:`~napari_segany.automatic.stack.StackResult` ((Z or T, H, W)
-        labels; ``tracks`` and ``parents`` for a time series).
+        For a stack, a :class:`~napari_segany.automatic.stack.StackResult` ((Z or T, H, W) or
+        (T, Z, H, W) labels; ``tracks`` and ``parents`` for a time series).
 
     Examples
     --------
@@ -46,6 +49,7 @@ def segment(image, model=None, *, axes: str | None = None, **options) -> Automat
     >>> result = segment(image)  # doctest: +SKIP
     >>> result = segment(stack, axes="zyx")  # unique 3D IDs  # doctest: +SKIP
     >>> result = segment(movie, axes="tyx")  # with result.tracks  # doctest: +SKIP
+    >>> result = segment(movie_of_stacks, axes="tzyx")  # tracked 3D objects  # doctest: +SKIP
     """
     if axes is None:
         return segment_image(image, model, **options)

@@ -4,12 +4,15 @@ Each slice (z plane or frame) is segmented like a 2D image, on its own lazily en
 (:class:`napari_segany.volume.StackSessions`, one intensity range for the whole stack), then
 linked to the slices before it as it comes: into 3D objects through z
 (:class:`napari_segany.volume.linking.SliceLinker`) or into tracks through time
-(:class:`napari_segany.volume.tracking.FrameTracker`, with divisions and a track table). Slices
-are read and written one at a time, so with a zarr ``out`` the labels may be larger than
-memory.
+(:class:`napari_segany.volume.tracking.FrameTracker`, with divisions and a track table). A time
+series of z-stacks (``"tzyx"``) is both: each frame's z-stack is linked into 3D objects, then
+the 3D objects are tracked over frames. Slices are read and written one at a time (frames one
+at a time for ``tzyx``), so with a zarr ``out`` the labels may be larger than memory.
 
 >>> result = segment_stack(stack, axes="zyx")  # doctest: +SKIP
 >>> result.labels.shape  # (Z, H, W) uint32, unique 3D IDs  # doctest: +SKIP
+>>> result = segment_stack(movie, axes="tzyx")  # doctest: +SKIP
+>>> result.labels.shape, result.tracks.shape  # (T, Z, H, W), (K, 6)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from napari_segany.automatic.params import AutomaticParams
 from napari_segany.automatic.segment import AutomaticResult, iter_segment
 from napari_segany.image.calibration import UNCALIBRATED
 from napari_segany.progress import Progress, run_with_progress
-from napari_segany.volume.axes import AxesError
 from napari_segany.volume.linking import SliceLinker
 from napari_segany.volume.slices import StackSessions
-from napari_segany.volume.tracking import TRACK_COLUMNS, FrameTracker
+from napari_segany.volume.tracking import FrameTracker, track_columns
 
 __all__ = ["StackResult", "iter_segment_stack", "iter_segment_stack_dask", "segment_stack"]
 
@@ -40,15 +42,17 @@ class StackResult(AutomaticResult):
 
     Attributes
     ----------
-    labels : array, shape (Z or T, H, W), uint32
-        3D object IDs (``z``) or track IDs (``t``), 1..N, 0 background.
+    labels : array, shape (Z or T, H, W) or (T, Z, H, W), uint32
+        3D object IDs (``z``) or track IDs (``t``, ``tz``), 1..N, 0 background.
     scores, confidence : dict
-        Per object, the area-weighted mean over its slices of the 2D objects' values.
+        Per object, the area-weighted mean over its slices (and frames) of the 2D objects'
+        values.
     axes : str
-        ``"zyx"`` or ``"tyx"`` (the stack's axes, channels left out).
-    tracks : ndarray (K, 5), optional
+        ``"zyx"``, ``"tyx"`` or ``"tzyx"`` (the stack's axes, channels left out).
+    tracks : ndarray (K, 5) or (K, 6), optional
         Time series only: rows (id, frame, parent, row, col), see
-        :data:`napari_segany.volume.tracking.TRACK_COLUMNS`.
+        :data:`napari_segany.volume.tracking.TRACK_COLUMNS`; with ``z`` before ``row`` for a
+        time series of z-stacks (:data:`~napari_segany.volume.tracking.TRACK_COLUMNS_3D`).
     parents : dict
         Time series only: track ID → parent track ID (divisions).
     """
@@ -59,7 +63,8 @@ class StackResult(AutomaticResult):
 
     @property
     def track_columns(self) -> tuple[str, ...]:
-        return TRACK_COLUMNS
+        """The columns of :attr:`tracks`."""
+        return track_columns(2 if self.axes == "tyx" else 3)
 
 
 class _Linked:
@@ -90,20 +95,85 @@ class _Linked:
             self.sums.setdefault(ident, np.zeros(4))[:] += weights
 
     def result(self) -> StackResult:
-        sums = self.sums
-        scores = {i: (float(s[1] / s[0]), float(s[2] / s[0])) for i, s in sums.items() if s[0]}
-        confidence = {i: float(s[3] / s[0]) for i, s in sums.items() if s[0]}
-        return StackResult(
+        return _result(
             self.out,
-            scores,
+            self.sums,
             self.method,
             self.params,
-            confidence,
-            self.sessions.calibration or UNCALIBRATED,
-            axes=f"{self.sessions.along}yx",
-            tracks=self.linker.table() if self.time else None,
-            parents=dict(self.linker.parents) if self.time else {},
+            self.sessions,
+            f"{self.sessions.along}yx",
+            self.linker if self.time else None,
         )
+
+
+class _Tracked:
+    """Tracks the 3D objects of each frame of a time series of z-stacks as they come."""
+
+    def __init__(self, sessions: StackSessions, params, out, max_distance):
+        shape = (sessions.count("t"), *sessions.shape)
+        if out is None:
+            out = np.zeros(shape, np.uint32)
+        elif tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, the series is {shape}")
+        self.out, self.sessions, self.params = out, sessions, params
+        self.tracker = FrameTracker(max_distance)
+        self.sums: dict[int, np.ndarray] = {}
+        self.method = params.resolve_method(sessions.model)
+
+    def add(self, t: int, frame: _Linked) -> None:
+        """Frame ``t``'s linked z-stack (its 3D objects and their score sums)."""
+        self.out[t] = self.tracker.add(np.asarray(frame.out))
+        for local, ident in self.tracker.last_ids.items():
+            if local in frame.sums:
+                self.sums.setdefault(ident, np.zeros(4))[:] += frame.sums[local]
+
+    def result(self) -> StackResult:
+        return _result(
+            self.out, self.sums, self.method, self.params, self.sessions, "tzyx", self.tracker
+        )
+
+
+def _result(out, sums, method, params, sessions, axes, tracker) -> StackResult:
+    scores = {i: (float(s[1] / s[0]), float(s[2] / s[0])) for i, s in sums.items() if s[0]}
+    confidence = {i: float(s[3] / s[0]) for i, s in sums.items() if s[0]}
+    return StackResult(
+        out,
+        scores,
+        method,
+        params,
+        confidence,
+        sessions.calibration or UNCALIBRATED,
+        axes=axes,
+        tracks=None if tracker is None else tracker.table(),
+        parents={} if tracker is None else dict(tracker.parents),
+    )
+
+
+def _is_series_of_stacks(sessions: StackSessions) -> bool:
+    return set("tz") <= set(sessions.axes.axes)
+
+
+def _frames(sessions: StackSessions) -> list[StackSessions]:
+    """Each frame's z-stack of a ``tz`` series, sharing the series' intensity range."""
+    return [sessions.at("z", t=t) for t in range(sessions.count("t"))]
+
+
+def _iter_slices(sessions, params, linked, start, total, prefix=""):
+    """Segment and link each slice of ``sessions`` into ``linked``; progress from ``start``."""
+    for i in range(len(sessions)):
+        job = iter_segment(sessions.session(i), params)
+        try:
+            while True:
+                step = next(job)
+                done = start + i * _STEPS + int(_STEPS * step.fraction)
+                message = f"{prefix}{sessions.along}={i}: {step.message}"
+                yield Progress(min(done, total), total, message)
+        except StopIteration as stop:
+            result = stop.value
+        finally:
+            job.close()
+        linked.add(i, result)
+        yield Progress(start + (i + 1) * _STEPS, total, f"{prefix}{sessions.along}={i} done")
 
 
 def iter_segment_stack(
@@ -120,32 +190,34 @@ def iter_segment_stack(
     Parameters
     ----------
     sessions : StackSessions
-        The stack, along ``z`` (3D objects) or ``t`` (tracks).
+        The stack, along ``z`` (3D objects) or ``t`` (tracks). When its axes have both ``t``
+        and ``z`` (``"tzyx"``), every frame is segmented as a z-stack and its 3D objects are
+        tracked over frames (whatever ``sessions.along`` and ``sessions.fixed`` are).
     params : AutomaticParams
-    out : array-like, shape (slices, H, W), optional
-        Zero-filled uint32 destination (e.g. zarr), written one slice at a time.
+    out : array-like, shape (slices, H, W) or (T, Z, H, W), optional
+        Zero-filled uint32 destination (e.g. zarr), written one slice (``tz``: one frame) at a
+        time.
     min_overlap : float
         z-stacks: see :func:`napari_segany.volume.link_slices`.
     max_distance : float
         Time series: see :func:`napari_segany.volume.track`.
     """
-    linked = _Linked(sessions, params, out, min_overlap, max_distance)
-    n = len(sessions)
-    for i in range(n):
-        job = iter_segment(sessions.session(i), params)
-        try:
-            while True:
-                step = next(job)
-                done = i * _STEPS + int(_STEPS * step.fraction)
-                message = f"{sessions.along}={i}: {step.message}"
-                yield Progress(min(done, n * _STEPS), n * _STEPS, message)
-        except StopIteration as stop:
-            result = stop.value
-        finally:
-            job.close()
-        linked.add(i, result)
-        yield Progress((i + 1) * _STEPS, n * _STEPS, f"{sessions.along}={i} done")
-    return linked.result()
+    if not _is_series_of_stacks(sessions):
+        linked = _Linked(sessions, params, out, min_overlap, max_distance)
+        total = len(sessions) * _STEPS
+        yield from _iter_slices(sessions, params, linked, 0, total)
+        return linked.result()
+    frames = sessions.count("t")
+    tracked = _Tracked(sessions.at("z", t=0), params, out, max_distance)
+    per_frame = sessions.count("z") * _STEPS
+    total = frames * per_frame
+    for t in range(frames):  # one frame's sessions at a time
+        frame = sessions.at("z", t=t)
+        linked = _Linked(frame, params, None, min_overlap, max_distance)
+        yield from _iter_slices(frame, params, linked, t * per_frame, total, f"t={t}, ")
+        tracked.add(t, linked)
+        yield Progress((t + 1) * per_frame, total, f"t={t} done")
+    return tracked.result()
 
 
 def iter_segment_stack_dask(
@@ -173,15 +245,26 @@ def iter_segment_stack_dask(
     image = sessions.source_ref
     ranges = tuple(map(tuple, np.asarray(sessions.ranges).tolist()))
     channel_axis = sessions.axes.channel_axis
+    stacks = _frames(sessions) if _is_series_of_stacks(sessions) else [sessions]
     jobs = [
-        ImageJob(image, channel_axis, sessions.plane(i), intensity_range=ranges)
-        for i in range(len(sessions))
+        ImageJob(image, channel_axis, stack.plane(i), intensity_range=ranges)
+        for stack in stacks
+        for i in range(len(stack))
     ]
     results = yield from iter_segment_dask(jobs, model_ref, params, **dask_options)
-    linked = _Linked(sessions, params, out, min_overlap, max_distance)
-    for i, result in enumerate(results):
-        linked.add(i, result)
-    return linked.result()
+    if len(stacks) == 1 and not _is_series_of_stacks(sessions):
+        linked = _Linked(sessions, params, out, min_overlap, max_distance)
+        for i, result in enumerate(results):
+            linked.add(i, result)
+        return linked.result()
+    tracked = _Tracked(stacks[0], params, out, max_distance)
+    n = len(stacks[0])
+    for t, frame in enumerate(stacks):
+        linked = _Linked(frame, params, None, min_overlap, max_distance)
+        for i, result in enumerate(results[t * n : (t + 1) * n]):
+            linked.add(i, result)
+        tracked.add(t, linked)
+    return tracked.result()
 
 
 def segment_stack(
@@ -199,17 +282,22 @@ def segment_stack(
     max_distance: float = 20.0,
     **options,
 ) -> StackResult:
-    """Segment every object of a z-stack (3D objects) or a time series (tracked objects).
+    """Segment every object of a z-stack (3D objects), a time series (tracked objects) or a
+    time series of z-stacks (tracked 3D objects).
 
     Parameters
     ----------
     image : array-like or path
-        With axes ``axes``: e.g. (Z, H, W) for ``"zyx"``, (T, H, W) for ``"tyx"``, channels
-        allowed (``"zcyx"``); numpy, dask, zarr or a file (its axes are read when not given).
+        With axes ``axes``: e.g. (Z, H, W) for ``"zyx"``, (T, H, W) for ``"tyx"``,
+        (T, Z, H, W) for ``"tzyx"``, channels allowed (``"zcyx"``, ``"tczyx"``); numpy, dask,
+        zarr or a file (its axes are read when not given).
     model : SamModel or str, optional
         Default: the embedded model.
     axes : str, optional
-        Letters from ``tzcyx`` (see :mod:`napari_segany.volume.axes`); one of ``z`` or ``t``.
+        Letters from ``tzcyx`` (see :mod:`napari_segany.volume.axes`) with ``z``, ``t`` or
+        both. With both, each frame's z-stack is linked into 3D objects as for ``"zyx"``, then
+        the 3D objects are tracked over frames: (T, Z, H, W) labels whose IDs stay the same
+        over time, and ``tracks`` with a ``z`` column.
     tile_size, halo, cache, device, out, progress
         As for :func:`napari_segany.automatic.segment` (``cache``: a folder with one
         embeddings store per slice).
@@ -234,11 +322,6 @@ def segment_stack(
     sessions = StackSessions(
         image, model, axes, tile_size=tile_size, halo=halo, cache=cache, keep=2
     )
-    if set("tz") <= set(sessions.axes.axes):
-        raise AxesError(
-            f"axes {sessions.axes.axes!r} have both t and z: segment one frame's z-stack at a "
-            "time (pass that frame as a 'zyx' array), or one z plane over time ('tyx')"
-        )
     params = AutomaticParams.from_options(**options)
     job = iter_segment_stack(
         sessions, params, out=out, min_overlap=min_overlap, max_distance=max_distance

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: How each kind of partial is combined across tiles (by the key's prefix).
-_REDUCERS = {"min": np.minimum, "max": np.maximum}
+from napari_segany.labels_io.table import merge_partials
 
 
 def group_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -115,29 +114,9 @@ def tile_sums(
 
 
 def merge_sums(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Combine the partials of several tiles into one entry per object ID.
-
-    Parameters
-    ----------
-    parts : list of dict
-        From :func:`tile_sums`, all with the same keys.
-
-    Returns
-    -------
-    dict
-        The same keys, one row per ID (ascending).
-    """
-    joined = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    order = np.argsort(joined["id"], kind="stable")
-    ids = joined["id"][order]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    merged = {"id": ids[starts]}
-    for key, value in joined.items():
-        if key == "id":
-            continue
-        reducer = _REDUCERS.get(key.split("_")[0], np.add)
-        merged[key] = reducer.reduceat(value[order], starts, axis=0)
-    return merged
+    """Combine the partials of several tiles into one entry per object ID (the same keys, IDs
+    ascending; ``min_*``/``max_*`` by minimum/maximum, the others by addition)."""
+    return merge_partials(parts)
 
 
 def token_index(

@@ -42,7 +42,7 @@ def table_paths(images: list[str], labels: list[str], output: str, kind: str) ->
         Not one labels file per image, several images for one CSV file, or two images of the
         same name.
     """
-    from napari_segany.image.readers import IMAGE_SUFFIXES
+    from napari_segany.image.readers import image_stem
 
     if len(images) != len(labels):
         raise ValueError(
@@ -54,14 +54,7 @@ def table_paths(images: list[str], labels: list[str], output: str, kind: str) ->
         if len(images) > 1:
             raise ValueError(f"{len(images)} images cannot all go to one file {out}: give a folder")
         return [out]
-    paths = []
-    for image in images:
-        name = Path(image).name
-        for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
-            if name.lower().endswith(suffix):
-                name = name[: -len(suffix)]
-                break
-        paths.append(out / f"{name}_{kind}.csv")
+    paths = [out / f"{image_stem(image)}_{kind}.csv" for image in images]
     if len(set(paths)) < len(paths):
         raise ValueError("several images have the same name; run them in separate calls")
     return paths

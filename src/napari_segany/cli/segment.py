@@ -114,7 +114,8 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         default=None,
         help="axes of a z-stack or time series, one letter per axis from tzcyx: zyx (3D "
         "objects linked through z), tyx (objects tracked over time, with a track table "
-        "<name>_tracks.csv beside the labels), zcyx, ...; 'auto': the axes the file names "
+        "<name>_tracks.csv beside the labels), tzyx (3D objects tracked over time), zcyx, "
+        "...; 'auto': the axes the file names "
         "(OME-Zarr, OME-TIFF, ImageJ TIFF) (default: one 2D plane, see --plane)",
     )
     parser.add_argument(
@@ -171,16 +172,9 @@ def output_paths(images: list[str], output: str, fmt: str) -> list[Path]:
         raise ValueError(
             f"{len(images)} images cannot all be written to one file {out}; give a folder"
         )
-    from napari_segany.image.readers import IMAGE_SUFFIXES
+    from napari_segany.image.readers import image_stem
 
-    paths = []
-    for image in images:
-        name = Path(image).name
-        for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
-            if name.lower().endswith(suffix):
-                name = name[: -len(suffix)]
-                break
-        paths.append(out / labels_file_name(name, fmt))
+    paths = [out / labels_file_name(image_stem(image), fmt) for image in images]
     duplicates = {p for p in paths if paths.count(p) > 1}
     if duplicates:
         raise ValueError(

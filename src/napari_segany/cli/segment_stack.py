@@ -1,25 +1,24 @@
-"""``napari-segany segment STACK --axes zyx|tyx``: z-stacks and time series.
+"""``napari-segany segment STACK --axes zyx|tyx|tzyx``: z-stacks and time series.
 
 Each slice is segmented and linked as it comes (see :mod:`napari_segany.automatic.stack`):
 3D objects through z, tracks through time (with ``<name>_tracks.csv`` beside the labels, rows
-``id, frame, parent, row, col``). Stacks larger than :data:`IN_MEMORY_VOXELS` are labelled
+``id, frame, parent, row, col``), or both for a time series of z-stacks (``tzyx``: 4D labels,
+the track table with a ``z`` column; no per-object table, the track table is the measure).
+Stacks larger than :data:`IN_MEMORY_VOXELS` are labelled
 into a temporary zarr array, one slice at a time, then streamed into the output. The labels are
 written as TIFF (one page per slice, axes in the description) or OME-Zarr (axes ``z``/``t``,
-``y``, ``x`` with the z step and pixel size as scale) and open back in napari as 3D or time
-Labels layers.
+``y``, ``x``, or ``t, z, y, x``, with the z step and pixel size as scale) and open back in
+napari as 3D or time Labels layers.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 #: Stacks with more voxels than this are labelled on disk (a temporary zarr array).
 IN_MEMORY_VOXELS = 8192 * 8192
-_BOTH = (
-    "--axes {axes}: both t and z; segment each frame's z-stack separately (--axes zyx) or one "
-    "plane over time (--axes tyx)"
-)
 
 
 def tracks_path(labels_path: Path) -> Path:
@@ -53,8 +52,8 @@ def run_segment_stacks(args, targets: list[Path], params, *, scratch, fail) -> i
             return fail("--scheduler needs dask.distributed: pip install 'napari-segany[dask]'")
     given = None if args.axes == "auto" else args.axes
     try:
-        if given is not None and set("tz") <= set(parse_axes(given).axes):
-            return fail(_BOTH.format(axes=given))
+        if given is not None:
+            parse_axes(given)
     except AxesError as error:
         return fail(str(error))
     from napari_segany.models.loading import load_model
@@ -70,9 +69,7 @@ def run_segment_stacks(args, targets: list[Path], params, *, scratch, fail) -> i
             sessions = StackSessions(
                 image, model, given, tile_size=args.tile, halo=args.halo, keep=2
             )
-            if set("tz") <= set(sessions.axes.axes):
-                return fail(_BOTH.format(axes=sessions.axes.axes))
-            time = sessions.along == "t"
+            time = sessions.axes.is_time
             for path in [target] + ([tracks_path(target)] if time else []):
                 try:
                     check_writable(path, overwrite=args.overwrite)
@@ -80,7 +77,10 @@ def run_segment_stacks(args, targets: list[Path], params, *, scratch, fail) -> i
                     hint = "" if args.overwrite else " (use --overwrite to replace)"
                     return fail(f"{error}{hint}")
             n, h, w = sessions.shape
-            along = "frames" if time else "z slices"
+            along = "frames" if sessions.along == "t" else "z slices"
+            if sessions.axes.is_time and sessions.axes.is_volume:
+                along = f"frames of {n} z slices"
+                n = sessions.count("t")
             print(f"{image}: {n} {along} of {h} x {w} (axes {sessions.axes.axes})", file=sys.stderr)
             stacks.append(sessions)
         for sessions, target in zip(stacks, targets, strict=True):
@@ -97,8 +97,9 @@ def _segment_and_save(args, sessions, target: Path, params, scratch) -> None:
     from napari_segany.progress import run_with_progress
     from napari_segany.volume.tracking import write_track_table
 
-    n, h, w = sessions.shape
-    out = scratch((n, h, w)) if n * h * w > IN_MEMORY_VOXELS else None
+    both = sessions.axes.is_time and sessions.axes.is_volume
+    shape = ((sessions.count("t"),) if both else ()) + tuple(sessions.shape)
+    out = scratch(shape) if math.prod(shape) > IN_MEMORY_VOXELS else None
     if args.scheduler is not None:  # every tile of every slice a dask task
         from napari_segany.models.registry import DEFAULT_MODEL
 
@@ -122,8 +123,8 @@ def _segment_and_save(args, sessions, target: Path, params, scratch) -> None:
         calibration = with_pixel_size(calibration, args.pixel_size, origin="given")
     scale = None
     if calibration.pixel_size is not None:
-        step = calibration.z_step if sessions.along == "z" and calibration.z_step else 1.0
-        scale = (float(step), *map(float, calibration.pixel_size))
+        step = calibration.z_step if sessions.axes.is_volume and calibration.z_step else 1.0
+        scale = ((1.0,) if both else ()) + (float(step), *map(float, calibration.pixel_size))
     target.parent.mkdir(parents=True, exist_ok=True)
     saved = save_labels(
         target,
@@ -132,7 +133,7 @@ def _segment_and_save(args, sessions, target: Path, params, scratch) -> None:
         unit=calibration.unit,
         scores=result.named_scores(),
         overwrite=args.overwrite,
-        table=not args.no_table,
+        table=not args.no_table and not both,
         progress=not args.quiet,
         axes=result.axes,
     )
@@ -140,5 +141,5 @@ def _segment_and_save(args, sessions, target: Path, params, scratch) -> None:
     if result.tracks is not None:
         written = write_track_table(tracks_path(target), result.tracks, overwrite=args.overwrite)
         extra = f", tracks {written} ({len(result.parents)} daughters)"
-    kind = "tracks" if sessions.along == "t" else "3D objects"
+    kind = "3D tracks" if both else "tracks" if sessions.along == "t" else "3D objects"
     print(f"{sessions.axes.axes} stack: {result.count} {kind} → {saved.labels}{extra}")

@@ -42,6 +42,7 @@ __all__ = [
     "VENDOR_FORMATS",
     "ImageFile",
     "ImageFileError",
+    "image_stem",
     "read_image_file",
 ]
 
@@ -62,6 +63,19 @@ _SUPPORTED = (
     "napari-segany reads TIFF and OME-TIFF (.tif, .tiff), zarr and OME-Zarr (.zarr), PNG, "
     f"JPEG (.jpg, .jpeg) and .npy images, and CZI, ND2 and LIF files with {FORMATS_EXTRA}"
 )
+
+
+def image_stem(path: str | os.PathLike) -> str:
+    """An image file's name without its format extension, for naming the outputs made from it.
+
+    >>> image_stem("plate/A01.ome.tif"), image_stem("cells.png"), image_stem("a.b.zarr")
+    ('A01', 'cells', 'a.b')
+    """
+    name = Path(path).name
+    for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 class ImageFileError(ValueError):

@@ -173,9 +173,10 @@ def save_labels(
     path : path
         ``.tif``/``.tiff`` for TIFF, ``.zarr``/``.ome.zarr`` for OME-Zarr; an existing
         OME-Zarr image receives the labels in its ``labels/<name>`` group.
-    labels : array (H, W) or (Z, H, W)
+    labels : array (H, W), (Z, H, W) or (T, Z, H, W)
         Integer IDs 0 … 2**32 − 1, 0 = background; numpy, zarr or dask (streamed block by
-        block, never loaded whole).
+        block, never loaded whole). 4D labels (a time series of z-stacks) have no object table:
+        pass ``table=False``.
     scale : sequence of float, optional
         Pixel size per axis (row, col) or (plane, row, col), in ``unit``: written as the
         OME-Zarr ``scale`` transformation, the TIFF resolution tags, and the table's columns in
@@ -201,8 +202,9 @@ def save_labels(
     progress : bool
         Show a progress bar on the terminal.
     axes : str, optional
-        What the axes of 3D labels are: ``"zyx"`` (default) or ``"tyx"`` (a time series),
-        written as the TIFF description's axes and the OME-Zarr axes (``t`` of type time).
+        What the axes of 3D labels are: ``"zyx"`` (default) or ``"tyx"`` (a time series); of
+        4D labels ``"tzyx"``. Written as the TIFF description's axes and the OME-Zarr axes
+        (``t`` of type time).
 
     Returns
     -------
@@ -256,8 +258,14 @@ def save_labels_job(
     Closing the generator cancels; the output being written is discarded.
     """
     fmt = label_format(path)
-    labels = check_labels(labels)
+    labels = check_labels(labels, max_ndim=4)
     check_scale(scale, labels.ndim)
+    if table and labels.ndim == 4:
+        raise ValueError(
+            "the object table measures 2D (row, col) or 3D labels; save 4D labels (a time "
+            "series of z-stacks) with table=False (their track table holds each object per "
+            "frame)"
+        )
     if ngff_version is not None and ngff_version not in NGFF_VERSIONS:
         raise ValueError(
             f"ngff_version must be one of {sorted(NGFF_VERSIONS)}, got {ngff_version!r}"

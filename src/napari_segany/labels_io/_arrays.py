@@ -30,15 +30,19 @@ LENGTH_UNITS_IN_CM = {
 _BLOCK_BUDGET = 64 * 2**20
 
 
-def check_labels(labels: Any) -> Any:
+def check_labels(labels: Any, max_ndim: int = 3) -> Any:
     """Check that ``labels`` is a 2D or 3D integer (or bool) array; return it unchanged.
+
+    ``max_ndim=4`` also accepts 4D labels (a time series of z-stacks, ``tzyx``), which the
+    TIFF and OME-Zarr writers can write.
 
     Accepts numpy arrays and array-likes with ``shape``, ``dtype`` and slicing (zarr, dask).
 
     Raises
     ------
     ValueError
-        Not array-like, not integer, or not 2D (row, col) / 3D (plane, row, col).
+        Not array-like, not integer, or not 2D (row, col) / 3D (plane, row, col) (or 4D when
+        allowed).
     """
     if isinstance(labels, list | tuple):
         labels = np.asarray(labels)
@@ -53,9 +57,10 @@ def check_labels(labels: Any) -> Any:
             f"numbers (0 = background); convert with labels.astype(np.uint32) if the values "
             f"are whole numbers."
         )
-    if labels.ndim not in (2, 3):
+    if not 2 <= labels.ndim <= max(3, max_ndim):
+        four = ", or 4D (frame, plane, row, col) for a time series of z-stacks" * (max_ndim >= 4)
         raise ValueError(
-            f"labels must be 2D (row, col) or 3D (plane, row, col), got shape "
+            f"labels must be 2D (row, col) or 3D (plane, row, col){four}, got shape "
             f"{tuple(labels.shape)}. Squeeze or select the axes to save first."
         )
     if any(int(n) == 0 for n in labels.shape):

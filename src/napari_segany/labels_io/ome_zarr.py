@@ -258,7 +258,7 @@ def write_ome_zarr_labels_job(
 
     Closing the generator cancels; the temporary store is removed and nothing else changes.
     """
-    labels = check_labels(labels)
+    labels = check_labels(labels, max_ndim=4)
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"label name must be a plain folder name, got {name!r}")
     if version is not None and version not in NGFF_VERSIONS:

@@ -117,7 +117,7 @@ def object_table_job(
         yield Progress(i + 1, len(blocks), "measuring objects")
     if not partials:
         return []
-    merged = _merge(partials)
+    merged = merge_partials(partials)
     physical = None
     if scale is not None and unit:
         physical = (scale, UNIT_ABBREVIATIONS.get(unit, unit))
@@ -160,7 +160,21 @@ def _measure_block(
     return part
 
 
-def _merge(partials: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def merge_partials(partials: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Combine per-block partial measurements into one row per object ID.
+
+    Parameters
+    ----------
+    partials : list of dict
+        Each maps ``"id"`` (K,) and measurement names to arrays with K rows, all with the same
+        keys. Names starting with ``min`` or ``max`` are combined by minimum or maximum, all
+        others (sums, counts) by addition.
+
+    Returns
+    -------
+    dict
+        The same keys, one row per ID, IDs ascending.
+    """
     joined = {key: np.concatenate([p[key] for p in partials]) for key in partials[0]}
     order = np.argsort(joined["id"], kind="stable")
     ids = joined["id"][order]
@@ -169,19 +183,14 @@ def _merge(partials: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     for key, value in joined.items():
         if key == "id":
             continue
-        value = value[order]
-        if key.startswith("min"):
-            merged[key] = np.minimum.reduceat(value, starts)
-        elif key.startswith("max"):
-            merged[key] = np.maximum.reduceat(value, starts)
-        else:
-            merged[key] = np.add.reduceat(value, starts, axis=0)
+        reducer = {"min": np.minimum, "max": np.maximum}.get(key[:3], np.add)
+        merged[key] = reducer.reduceat(value[order], starts, axis=0)
     return merged
 
 
-def _score_columns(value: Any) -> dict[str, float]:
-    if isinstance(value, Mapping):
-        return {str(k): float(v) for k, v in value.items()}
+def _score_columns(value: Any) -> dict[str, float | str]:
+    if isinstance(value, Mapping):  # text (an object's class) stays text
+        return {str(k): v if isinstance(v, str) else float(v) for k, v in value.items()}
     if isinstance(value, Sequence | np.ndarray):
         return {n: float(v) for n, v in zip(_SCORE_NAMES, value, strict=False)}
     return {_SCORE_NAMES[0]: float(value)}

@@ -112,7 +112,7 @@ def write_tiff_labels_job(
     Closing the generator cancels the export; the temporary file is deleted and an existing
     output is left untouched.
     """
-    labels = check_labels(labels)
+    labels = check_labels(labels, max_ndim=4)
     scale = check_scale(scale, labels.ndim)
     target = check_writable(path, overwrite=overwrite)
     _low, high = yield from scan_range(labels)
@@ -146,8 +146,10 @@ def _write_tiles(
     shape = tuple(int(n) for n in labels.shape)
     base = (1,) * (labels.ndim - 2) + _TILE
     block = block_shape(labels, base, full_axes=(labels.ndim - 1,))
-    if labels.ndim == 3 and block[1] < shape[1]:
-        block = (1, *block[1:])  # tiles must reach tifffile page by page
+    if labels.ndim >= 3 and block[-2] < shape[-2]:
+        block = (1,) * (labels.ndim - 2) + tuple(
+            block[-2:]
+        )  # tiles must reach tifffile page by page
     blocks = list(iter_blocks(shape, block))
     width = (source_chunks(labels) or (_TILE[1],))[-1]
     reports: queue.Queue = queue.Queue()

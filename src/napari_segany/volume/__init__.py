@@ -5,7 +5,7 @@
 
 Modules: ``axes`` (which axis is what), ``slices`` (lazily encoded per-slice sessions),
 ``propagate`` (prompt one slice, get the whole object), ``linking`` (2D objects of each slice →
-3D objects) and ``tracking`` (objects of each frame → tracks with divisions).
+3D objects) and ``tracking`` (objects of each 2D or 3D frame → tracks with divisions).
 """
 
 from napari_segany.volume.axes import AxesError, StackAxes, parse_axes, resolve_axes

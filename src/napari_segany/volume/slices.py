@@ -182,6 +182,38 @@ class StackSessions:
         self.background = _mode(self._scale(sample, ranges))
         return ranges
 
+    def count(self, letter: str) -> int:
+        """Entries along stack axis ``letter`` (e.g. ``count("t")``: the frames)."""
+        index = self.axes.index(letter)
+        if index is None:
+            raise AxesError(f"the axes {self.axes.axes!r} have no {letter} axis")
+        return int(self.array.shape[index])
+
+    def at(self, along: str | None = None, **fixed: int) -> StackSessions:
+        """The same stack with other fixed indices, e.g. ``at(t=3)``: the z-stack of frame 3
+        (and, with ``along``, slices taken along another axis: ``at("z", t=3)``).
+
+        It shares this stack's array, model, options and intensity range (so every frame is
+        scaled alike); with a ``cache``, its embeddings go to a subfolder (``cache/t00003``).
+        """
+        cache = self.cache
+        if cache is not None:
+            cache = cache.joinpath(*(f"{k}{int(v):05d}" for k, v in sorted(fixed.items())))
+        other = StackSessions(
+            self.array,
+            self.model,
+            self.axes.axes,
+            along=along or self.along,
+            fixed={**self.fixed, **fixed},
+            cache=cache,
+            keep=self.keep,
+            intensity_range=self.ranges,
+            **self._options,
+        )
+        other.calibration, other.source_ref = self.calibration, self.source_ref
+        other.background = self.background
+        return other
+
     # -- sessions ----------------------------------------------------------------------------
     def session(self, index: int):
         """The :class:`~napari_segany.tiled.session.SegmentationSession` of slice ``index``."""

@@ -1,5 +1,9 @@
 """Objects of each frame of a time series → tracks that keep their ID, with divisions.
 
+Frames are 2D label images (``tyx``) or 3D ones (``tzyx``: each frame's objects already linked
+through z); the same matching serves both, with overlaps counted in voxels and centroids in
+(z, row, col) for 3D frames (z in slices, not scaled by the z step).
+
 Frames are linked in order. Between frame ``t - 1`` and frame ``t`` each object is matched to at
 most one, by :func:`scipy.optimize.linear_sum_assignment` on a cost that prefers overlap
 (1 - IoU) and falls back on the distance between centroids for objects that moved off their
@@ -12,7 +16,8 @@ Its track ends there; both daughters start new tracks whose parent it is. Every 
 unmatched object starts a new track without a parent.
 
 The track table has one row per object and frame: ``id``, ``frame``, ``parent`` (0: none),
-``row``, ``col`` (centroid), the layout of a napari Tracks layer (``data = [id, frame, row,
+``row``, ``col`` (centroid; ``z`` before ``row`` for 3D frames, :data:`TRACK_COLUMNS_3D`), the
+layout of a napari Tracks layer (``data = [id, frame, row,
 col]``, ``graph = {id: [parent]}``). For more (gap closing, lineage editing), the labels can be
 handed to trackastra, btrack or napari-ultrack.
 """
@@ -31,14 +36,18 @@ from napari_segany.volume.linking import overlap_table
 
 __all__ = [
     "TRACK_COLUMNS",
+    "TRACK_COLUMNS_3D",
     "FrameTracker",
     "TrackResult",
     "iter_track",
     "track",
+    "track_columns",
     "write_track_table",
 ]
 
 TRACK_COLUMNS = ("id", "frame", "parent", "row", "col")
+#: Columns of the track table of a time series of z-stacks (3D frames).
+TRACK_COLUMNS_3D = ("id", "frame", "parent", "z", "row", "col")
 _NO_MATCH = 1e6
 
 
@@ -48,10 +57,11 @@ class TrackResult:
 
     Attributes
     ----------
-    labels : array, shape (T, H, W), uint32
+    labels : array, shape (T, H, W) or (T, Z, H, W), uint32
         Track IDs (an object keeps its ID over frames).
-    table : ndarray, shape (K, 5), float64
-        Rows (id, frame, parent, row, col), see :data:`TRACK_COLUMNS`.
+    table : ndarray, shape (K, 5) or (K, 6), float64
+        Rows (id, frame, parent, row, col), see :data:`TRACK_COLUMNS`; (id, frame, parent, z,
+        row, col) for 3D frames, see :data:`TRACK_COLUMNS_3D`.
     parents : dict
         Track ID → parent track ID, for tracks that start by a division.
     """
@@ -73,8 +83,23 @@ def _centroids(labels: np.ndarray) -> dict[int, np.ndarray]:
     return {int(i): np.asarray(p) for i, p in zip(ids, points, strict=True)}
 
 
+def track_columns(ndim: int) -> tuple[str, ...]:
+    """The track table's columns for frames of ``ndim`` dimensions (2: ``tyx``, 3: ``tzyx``)."""
+    if ndim not in (2, 3):
+        raise ValueError(f"frames must be 2D (H, W) or 3D (Z, H, W) labels, got {ndim}D")
+    return TRACK_COLUMNS if ndim == 2 else TRACK_COLUMNS_3D
+
+
+def _radius(size: float, ndim: int) -> float:
+    """Radius of a disc (2D) or ball (3D) of ``size`` pixels or voxels."""
+    if ndim == 3:
+        return float(np.cbrt(3 * size / (4 * np.pi)))
+    return float(np.sqrt(size / np.pi))
+
+
 def _link(previous, current, max_distance: float, division_distance: float):
-    """(matches current → previous, divisions {daughter: mother}) between two frames."""
+    """(matches current → previous, divisions {daughter: mother}) between two frames (2D or
+    3D label images of the same shape)."""
     ids_p, ids_c, counts, area_p, area_c = overlap_table(previous, current)
     cent_p, cent_c = _centroids(previous), _centroids(current)
     rows, cols = sorted(area_c), sorted(area_p)
@@ -104,7 +129,7 @@ def _link(previous, current, max_distance: float, division_distance: float):
         sister = continues.get(mother)
         if sister is None or sister in divisions:
             continue
-        reach = division_distance * np.sqrt(area_p[mother] / np.pi)
+        reach = division_distance * _radius(area_p[mother], previous.ndim)
         close = near.min() <= reach
         close = close and np.linalg.norm(cent_p[mother] + shift - cent_c[sister]) <= reach
         smaller = max(area_c[new], area_c[sister]) < 0.9 * area_p[mother]
@@ -122,7 +147,8 @@ class FrameTracker:
     parents : dict
         Track ID → parent track ID.
     rows : list of tuple
-        Track table rows so far, (id, frame, parent, row, col).
+        Track table rows so far, (id, frame, parent, row, col) or, for 3D frames, (id, frame,
+        parent, z, row, col).
     last_ids : dict
         Track ID of each object of the last frame added (its ID there → track ID).
     """
@@ -137,10 +163,21 @@ class FrameTracker:
         self.parents: dict[int, int] = {}
         self.rows: list[tuple] = []
         self.last_ids: dict[int, int] = {}
+        self.ndim: int | None = None
 
     def add(self, current: np.ndarray) -> np.ndarray:
-        """The next frame's (H, W) labels → its track IDs (uint32)."""
+        """The next frame's (H, W) or (Z, H, W) labels → its track IDs (uint32).
+
+        Every frame must have the shape of the first.
+        """
         current = np.asarray(current)
+        track_columns(current.ndim)
+        if self.previous is not None and current.shape != self.previous.shape:
+            raise ValueError(
+                f"frame {self.frame} has shape {current.shape}, the frames before "
+                f"{self.previous.shape}"
+            )
+        self.ndim = current.ndim
         matches, divisions = {}, {}
         if self.previous is not None:
             matches, divisions = _link(
@@ -158,14 +195,19 @@ class FrameTracker:
         self.last_ids = {i: int(lut[i]) for i in range(1, len(lut)) if lut[i]}
         linked = lut[current]
         for i, c in _centroids(linked).items():
-            self.rows.append((i, self.frame, self.parents.get(i, 0), c[0], c[1]))
+            self.rows.append((i, self.frame, self.parents.get(i, 0), *c.tolist()))
         self.previous, self.previous_ids = current, lut
         self.frame += 1
         return linked
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The track table's columns (:data:`TRACK_COLUMNS` until a 3D frame is added)."""
+        return track_columns(self.ndim or 2)
+
     def table(self) -> np.ndarray:
-        """(K, 5) float64 rows (id, frame, parent, row, col)."""
-        return np.array(self.rows, dtype=np.float64).reshape(-1, len(TRACK_COLUMNS))
+        """(K, 5) float64 rows (id, frame, parent, row, col); (K, 6) with z for 3D frames."""
+        return np.array(self.rows, dtype=np.float64).reshape(-1, len(self.columns))
 
 
 def iter_track(
@@ -200,15 +242,17 @@ def track(
 
     Parameters
     ----------
-    labels : array-like, shape (T, H, W), integer
-        Each frame labelled on its own; read frame by frame.
-    out : array-like, shape (T, H, W), optional
+    labels : array-like, shape (T, H, W) or (T, Z, H, W), integer
+        Each frame labelled on its own (for 3D frames, its objects already linked through z,
+        e.g. by :func:`napari_segany.volume.link_slices`); read frame by frame.
+    out : array-like, same shape as ``labels``, optional
         Destination for the tracked labels (e.g. zarr), written frame by frame.
     max_distance : float
         Pixels at most between the centroids of an object in two frames when they do not
-        overlap.
+        overlap (for 3D frames, the distance in (z, row, col) with z in slices).
     division_distance : float
-        Daughters lie within this many mother's radii (of a disc of her area) of where she was,
+        Daughters lie within this many mother's radii (of a disc of her area, a ball of her
+        volume for 3D frames) of where she was,
         after the frame's median motion.
     progress : bool
 
@@ -221,14 +265,23 @@ def track(
 
 
 def write_track_table(path, table: np.ndarray, *, overwrite: bool = False):
-    """Write a track table as CSV (columns :data:`TRACK_COLUMNS`), atomically.
+    """Write a track table as CSV, atomically: columns :data:`TRACK_COLUMNS` for a table of 5
+    columns, :data:`TRACK_COLUMNS_3D` (with ``z``) for one of 6.
 
     Returns the path written.
     """
     from napari_segany.labels_io.table import write_object_table
 
+    table = np.asarray(table, dtype=np.float64)
+    width = table.shape[-1] if table.ndim == 2 else len(TRACK_COLUMNS)
+    if width not in (len(TRACK_COLUMNS), len(TRACK_COLUMNS_3D)):
+        raise ValueError(f"a track table has 5 or 6 columns, got shape {table.shape}")
+    columns = TRACK_COLUMNS if width == len(TRACK_COLUMNS) else TRACK_COLUMNS_3D
     rows = [
-        {"id": int(i), "frame": int(f), "parent": int(p), "row": round(r, 3), "col": round(c, 3)}
-        for i, f, p, r, c in np.asarray(table, dtype=np.float64).reshape(-1, 5).tolist()
+        {
+            name: int(v) if k < 3 else round(v, 3)
+            for k, (name, v) in enumerate(zip(columns, values, strict=True))
+        }
+        for values in table.reshape(-1, width).tolist()
     ]
     return write_object_table(path, rows, overwrite=overwrite)
