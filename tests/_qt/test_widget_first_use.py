@@ -168,3 +168,21 @@ def test_compute_prepares_the_first_click(viewer, nuclei, make_annotator, monkey
     ui.wait_preview()
     assert computed == []
     assert ui.current_mask().sum() > 0
+
+
+def test_optional_sections_start_folded_under_their_titles(make_annotator, qtbot):
+    """Training, object classes and volumes sit folded below the annotator, so its own
+    controls fit the window; a click on a title unfolds that section."""
+    from qtpy.QtCore import Qt
+    from superqt import QCollapsible
+
+    ui = make_annotator()
+    sections = ui.widget.panel.findChildren(QCollapsible)
+    titles = [s.text() for s in sections]
+    assert titles == ["Train on my annotations", "Object classes", "Volumes and time series"]
+    assert all(not s.isExpanded() and s.content().maximumHeight() == 0 for s in sections)
+    classes = sections[1]
+    qtbot.mouseClick(classes._toggle_btn, Qt.MouseButton.LeftButton)
+    assert classes.isExpanded() and classes.content().maximumHeight() > 0
+    assert ui.widget.classes.parentWidget() is classes.content()
+    assert sections[0].content().maximumHeight() == 0

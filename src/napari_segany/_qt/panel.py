@@ -9,12 +9,14 @@ from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QCollapsible
 
 from napari_segany._qt.candidates import CandidateButtons
 from napari_segany._qt.model_controls import ModelControls
@@ -115,11 +117,26 @@ class AnnotatorPanel(QWidget):
         layout.addStretch(1)
         self._narrow_combos()
 
-    def add_section(self, widget: QWidget) -> None:
-        """Add a section (e.g. the training panel) above the shortcuts."""
+    def add_section(self, widget: QWidget, *, expanded: bool = False) -> QCollapsible:
+        """Add a section (e.g. the training panel) above the shortcuts, folded under its title
+        (a group box's title moves to the fold's header) so the annotator stays in view."""
+        title = widget.title() if isinstance(widget, QGroupBox) else ""
+        if title:
+            widget.setTitle("")
+        section = QCollapsible(title, self, expandedIcon="▾", collapsedIcon="▸")
+        section.addWidget(widget)
+        # no indent under the header: the dock stays as narrow as the annotator above
+        section.layout().setContentsMargins(0, 0, 0, 0)
+        section.content().layout().setContentsMargins(0, 0, 0, 0)
+        section.setDuration(0)  # no animation: unfolding answers at once
+        if expanded:
+            section.expand(animate=False)
+        else:
+            section.collapse(animate=False)
         layout = self.layout()
-        layout.insertWidget(layout.indexOf(self.shortcuts), widget)
+        layout.insertWidget(layout.indexOf(self.shortcuts), section)
         self._narrow_combos()
+        return section
 
     def _narrow_combos(self) -> None:
         """Let the drop-down lists shrink: sized to their longest entry (a layer or model
