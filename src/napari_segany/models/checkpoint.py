@@ -58,6 +58,38 @@ def _torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def load_torch_file(path, name: str, as_what: str, advice: str, *, loader=None) -> Any:
+    """Read a file saved with ``torch.save`` without running code from it.
+
+    Parameters
+    ----------
+    path : str or Path
+    name, as_what : str
+        What the file should be, for the messages: "Model file" / "a PyTorch model file".
+    advice : str
+        What to do when it cannot be read, appended to the message.
+    loader : callable, optional
+        Reads the path (default ``torch.load(weights_only=True)`` on the CPU).
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing or cannot be read; the message names it and says what to do.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{name} not found: {path}")
+    try:
+        if loader is None:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        return loader(path)
+    except MemoryError:
+        raise
+    except Exception as err:  # any failure to unpickle means the file is unusable
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"Cannot read {path} as {as_what} ({first_line}). {advice}") from None
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
     """Read a model file and return its SAM state dict.
 
@@ -96,19 +128,14 @@ def read_model_file(
         The ``"decoder_state"`` of a micro-sam export that has one (layout C), else None.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"Model file not found: {path}")
-    try:
-        obj = _torch_load(path)
-    except MemoryError:
-        raise
-    except Exception as err:  # any failure to unpickle means the file is unusable
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"Cannot read {path} as a PyTorch model file ({first_line}). The file may be "
-            "incomplete or damaged (delete it and download it again), or it is not a model "
-            "checkpoint (expected a SAM, MobileSAM or micro-sam .pth/.pt file)."
-        ) from None
+    obj = load_torch_file(
+        path,
+        "Model file",
+        "a PyTorch model file",
+        "The file may be incomplete or damaged (delete it and download it again), or it is not "
+        "a model checkpoint (expected a SAM, MobileSAM or micro-sam .pth/.pt file).",
+        loader=_torch_load,
+    )
     state_dict, architecture = _extract_state_dict(obj, path)
     decoder = obj.get("decoder_state")
     if not isinstance(decoder, Mapping) or not decoder:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from napari_segany.models.checkpoint import CheckpointError, check_state_dict
+from napari_segany.models.checkpoint import CheckpointError, check_state_dict, load_torch_file
 from napari_segany.models.decoder_settings import DecoderSettings
 from napari_segany.models.sam import SamModel
 from napari_segany.models.unetr_decoder import (
@@ -43,19 +43,13 @@ def read_decoder_state(path: str | Path) -> dict[str, torch.Tensor]:
         The file is missing, unreadable or holds no decoder tensors.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"Decoder file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as err:  # any failure to unpickle means the file is unusable
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"Cannot read {path} as a decoder file ({first_line}). Expected a micro-sam "
-            "instance-segmentation decoder (a '*_decoder.pt' state dict saved with torch.save); "
-            "the file may be incomplete (download it again) or something else."
-        ) from None
+    obj = load_torch_file(
+        path,
+        "Decoder file",
+        "a decoder file",
+        "Expected a micro-sam instance-segmentation decoder (a '*_decoder.pt' state dict saved "
+        "with torch.save); the file may be incomplete (download it again) or something else.",
+    )
     if isinstance(obj, Mapping) and isinstance(obj.get("decoder_state"), Mapping):
         obj = obj["decoder_state"]
     elif isinstance(obj, Mapping) and isinstance(obj.get("model_state"), Mapping):
