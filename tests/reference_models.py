@@ -55,3 +55,17 @@ def small_reference_sam(segment_anything, size: int, dim: int, depth: int, heads
     ).eval()
     randomise(model, seed=1)
     return model
+
+
+def ours_from_reference(reference, size: int, dim: int, depth: int, heads: int, glob, **_):
+    """Our model loaded from the state dict of a :func:`small_reference_sam` of those sizes."""
+    from napari_segany.models.architectures import Architecture
+    from napari_segany.models.loading import model_from_state_dict
+
+    spec = Architecture(
+        "vit_small_test",
+        "vit",
+        dict(embed_dim=dim, depth=depth, num_heads=heads, global_attn_indexes=glob),
+        img_size=size,
+    )
+    return model_from_state_dict(reference.state_dict(), spec)

@@ -34,10 +34,8 @@ pytest.importorskip("micro_sam", reason="micro-sam is the reference (scripts/tes
 from napari_segany import CheckpointError, Predictor
 from napari_segany.automatic import matching_accuracy, pixel_agreement
 from napari_segany.image.prep import to_rgb_uint8
-from napari_segany.models.architectures import Architecture
-from napari_segany.models.loading import model_from_state_dict
 from napari_segany.synthetic import generate_nuclei
-from reference_models import small_reference_sam
+from reference_models import ours_from_reference, small_reference_sam
 
 SIZE = 256  # model input: 16 × 16 embedding, 256² decoder output
 SMALL = dict(dim=96, depth=4, heads=4, glob=(1, 3))
@@ -91,18 +89,7 @@ def reference(reference_sam):
 
 
 def _our_sam(reference):
-    spec = Architecture(
-        "vit_small_test",
-        "vit",
-        dict(
-            embed_dim=SMALL["dim"],
-            depth=SMALL["depth"],
-            num_heads=SMALL["heads"],
-            global_attn_indexes=SMALL["glob"],
-        ),
-        img_size=SIZE,
-    )
-    return model_from_state_dict(reference.state_dict(), spec)
+    return ours_from_reference(reference, size=SIZE, **SMALL)
 
 
 def _microsam_decoder_state(ms, image_encoder, transposed: bool, trained_norms: bool):

@@ -13,9 +13,8 @@ import torch
 
 from napari_segany import Predictor, build_model
 from napari_segany.inference.embedding import resize_for_model
-from napari_segany.models.architectures import Architecture
 from napari_segany.models.loading import model_from_state_dict
-from reference_models import randomise, small_reference_sam
+from reference_models import ours_from_reference, randomise, small_reference_sam
 
 SMALL = dict(size=320, dim=96, depth=4, heads=4, glob=(1, 3))
 
@@ -25,18 +24,7 @@ def small_pair(reference_sam):
     """A reference SAM with a shrunken ViT (320² input: 20×20 tokens, windows padded to 28) and
     our model loaded from its state dict."""
     ref = small_reference_sam(reference_sam, **SMALL)
-    spec = Architecture(
-        "vit_small_test",
-        "vit",
-        dict(
-            embed_dim=SMALL["dim"],
-            depth=SMALL["depth"],
-            num_heads=SMALL["heads"],
-            global_attn_indexes=SMALL["glob"],
-        ),
-        img_size=SMALL["size"],
-    )
-    ours = model_from_state_dict(ref.state_dict(), spec)
+    ours = ours_from_reference(ref, **SMALL)
     return ref, ours
 
 
